@@ -1,0 +1,40 @@
+# LoRA Manager: `make run` serves the app, `make test` runs the whole suite. Both set everything up.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+BENCH ?=
+
+.PHONY: run test demo bench lint format install install-dev clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	$(PY) -m lora_manager.launcher run --port $(PORT)
+
+test: install-dev
+	$(PY) -m lora_manager.launcher test $(PYTEST_ARGS)
+
+bench: install-dev
+	$(PY) -m lora_manager.launcher bench $(BENCH)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf data/test data/staticfiles

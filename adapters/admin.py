@@ -1,0 +1,262 @@
+"""Bulk curation in the Django admin. Every action calls the same bulk_edit functions as the UI."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import Count, Q
+from django.shortcuts import render
+from django.utils.html import format_html
+
+from adapters import bulk_edit, scan_runs
+from adapters.models import Adapter, AdapterFile, BaseModel, LibraryRoot, ScanRun, Tag
+
+
+class TagsForm(forms.Form):
+    _selected_action = forms.CharField(widget=forms.MultipleHiddenInput)
+    tags = forms.CharField(help_text="Comma-separated tags", max_length=1000)
+
+
+class BaseModelForm(forms.Form):
+    _selected_action = forms.CharField(widget=forms.MultipleHiddenInput)
+    base_model = forms.ChoiceField(choices=BaseModel.choices)
+
+
+def _ask(modeladmin, request, queryset, form_class, title: str, action: str):
+    """Show a small form for an action that needs a value; None until it is submitted and valid."""
+    if "apply" in request.POST:
+        form = form_class(request.POST)
+        if form.is_valid():
+            return form.cleaned_data
+    else:
+        form = form_class(initial={"_selected_action": request.POST.getlist(ACTION_CHECKBOX_NAME)})
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "form": form,
+        "queryset": queryset,
+        "action": action,
+        "opts": modeladmin.model._meta,
+    }
+    return render(request, "admin/adapters/action_form.html", context)
+
+
+class TagFilter(admin.SimpleListFilter):
+    title = "tag"
+    parameter_name = "tag"
+
+    def lookups(self, request, model_admin):
+        return [(t.pk, t.name) for t in Tag.objects.order_by("name")[:200]]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(tags__pk=self.value()) if self.value() else queryset
+
+
+class RootFilter(admin.SimpleListFilter):
+    title = "library root"
+    parameter_name = "root"
+
+    def lookups(self, request, model_admin):
+        return [(r.pk, r.path) for r in LibraryRoot.objects.all()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(files__root_id=self.value()).distinct() if self.value() else queryset
+
+
+class AdapterFileInline(admin.TabularInline):
+    model = AdapterFile
+    extra = 0
+    can_delete = False
+    fields = ("path", "status", "size", "sha256", "tensor_sha256")
+    readonly_fields = fields
+
+
+@admin.register(Adapter)
+class AdapterAdmin(admin.ModelAdmin):
+    list_display = (
+        "thumbnail",
+        "name",
+        "base_model",
+        "network_type",
+        "rank",
+        "active",
+        "favorite",
+        "tag_list",
+        "size",
+        "status",
+        "updated_at",
+    )
+    list_display_links = ("name",)
+    list_filter = ("base_model", "network_type", "active", "favorite", "status", TagFilter, RootFilter)
+    search_fields = (
+        "name",
+        "alias",
+        "trigger_words",
+        "tags__name",
+        "=sha256",
+        "sha256__startswith",
+        "tensor_sha256__startswith",
+        "files__path",
+    )
+    list_per_page = 100
+    readonly_fields = (
+        "sha256",
+        "tensor_sha256",
+        "size",
+        "header_metadata",
+        "sources",
+        "issues",
+        "hashed_at",
+        "created_at",
+        "updated_at",
+        "usage_count",
+        "last_used_at",
+    )
+    inlines = [AdapterFileInline]
+    actions = [
+        "activate",
+        "deactivate",
+        "add_tags",
+        "remove_tags",
+        "set_base_model",
+        "mark_favorite",
+        "rescan",
+        "rehash",
+        "remove_from_catalog",
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("tags")
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        return queryset, True if search_term else may_have_duplicates
+
+    @admin.display(description="Preview")
+    def thumbnail(self, obj: Adapter):
+        if not obj.preview_source and not obj.preview_key:
+            return "–"
+        return format_html('<img src="/library/{}/preview/card" alt="" width="48" height="48" loading="lazy">', obj.pk)
+
+    @admin.display(description="Tags")
+    def tag_list(self, obj: Adapter) -> str:
+        return ", ".join(t.name for t in obj.tags.all())
+
+    def _done(self, request, count: int, what: str) -> None:
+        self.message_user(request, f"{count} adapter{'s' if count != 1 else ''} {what}.", messages.SUCCESS)
+
+    @admin.action(description="Activate selected adapters", permissions=["change"])
+    def activate(self, request, queryset):
+        self._done(request, bulk_edit.set_active(queryset.values_list("pk", flat=True), True), "activated")
+
+    @admin.action(description="Deactivate selected adapters", permissions=["change"])
+    def deactivate(self, request, queryset):
+        self._done(request, bulk_edit.set_active(queryset.values_list("pk", flat=True), False), "deactivated")
+
+    @admin.action(description="Mark selected as favorite", permissions=["change"])
+    def mark_favorite(self, request, queryset):
+        self._done(request, bulk_edit.set_favorite(queryset.values_list("pk", flat=True), True), "marked favorite")
+
+    @admin.action(description="Add tags to selected", permissions=["change"])
+    def add_tags(self, request, queryset):
+        data = _ask(self, request, queryset, TagsForm, "Add tags", "add_tags")
+        if not isinstance(data, dict):
+            return data
+        try:
+            count = bulk_edit.add_tags(queryset.values_list("pk", flat=True), data["tags"].split(","))
+        except ValueError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        self.message_user(request, f"{count} tag assignment{'s' if count != 1 else ''} added.", messages.SUCCESS)
+        return None
+
+    @admin.action(description="Remove tags from selected", permissions=["change"])
+    def remove_tags(self, request, queryset):
+        data = _ask(self, request, queryset, TagsForm, "Remove tags", "remove_tags")
+        if not isinstance(data, dict):
+            return data
+        try:
+            count = bulk_edit.remove_tags(queryset.values_list("pk", flat=True), data["tags"].split(","))
+        except ValueError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        self.message_user(request, f"{count} tag assignment{'s' if count != 1 else ''} removed.", messages.SUCCESS)
+        return None
+
+    @admin.action(description="Set base model of selected", permissions=["change"])
+    def set_base_model(self, request, queryset):
+        data = _ask(self, request, queryset, BaseModelForm, "Set base model", "set_base_model")
+        if not isinstance(data, dict):
+            return data
+        count = bulk_edit.set_base_model(queryset.values_list("pk", flat=True), data["base_model"])
+        self._done(request, count, f"set to {data['base_model']}")
+        return None
+
+    @admin.action(description="Rescan selected (re-read files and sidecars)", permissions=["change"])
+    def rescan(self, request, queryset):
+        count = bulk_edit.mark_for_rescan(queryset.values_list("pk", flat=True))
+        run = scan_runs.start_scan(user=request.user)
+        self.message_user(request, f"{count} file(s) will be re-read by scan #{run.pk}.", messages.SUCCESS)
+
+    @admin.action(description="Re-hash selected", permissions=["change"])
+    def rehash(self, request, queryset):
+        count = bulk_edit.mark_for_rehash(queryset.values_list("pk", flat=True))
+        run = scan_runs.start_scan(user=request.user)
+        self.message_user(request, f"{count} file(s) will be re-hashed by scan #{run.pk}.", messages.SUCCESS)
+
+    @admin.action(description="Remove selected from the catalog (files stay on disk)", permissions=["delete"])
+    def remove_from_catalog(self, request, queryset):
+        self._done(request, bulk_edit.remove_from_catalog(queryset.values_list("pk", flat=True)), "removed")
+
+
+class MergeTagsForm(forms.Form):
+    _selected_action = forms.CharField(widget=forms.MultipleHiddenInput)
+    target = forms.CharField(max_length=100, help_text="Name of the tag to keep (created if new)")
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ("name", "adapter_count")
+    search_fields = ("name",)
+    actions = ["merge"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n=Count("adapters"))
+
+    @admin.display(description="Adapters", ordering="n")
+    def adapter_count(self, obj: Tag) -> int:
+        return obj.n
+
+    @admin.action(description="Merge selected tags into one", permissions=["change"])
+    def merge(self, request, queryset):
+        data = _ask(self, request, queryset, MergeTagsForm, "Merge tags", "merge")
+        if not isinstance(data, dict):
+            return data
+        try:
+            target, _ = Tag.objects.get_or_create(name=bulk_edit.normalize_tag(data["target"]))
+        except ValueError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        count = bulk_edit.merge_tags(queryset.values_list("pk", flat=True), target)
+        self.message_user(request, f"{count} tag(s) merged into '{target.name}'.", messages.SUCCESS)
+        return None
+
+
+@admin.register(LibraryRoot)
+class LibraryRootAdmin(admin.ModelAdmin):
+    list_display = ("path", "online", "last_scan_at", "file_count")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n=Count("files", filter=Q(files__status="present")))
+
+    @admin.display(description="Present files", ordering="n")
+    def file_count(self, obj) -> int:
+        return obj.n
+
+
+@admin.register(ScanRun)
+class ScanRunAdmin(admin.ModelAdmin):
+    list_display = ("pk", "status", "created_at", "found", "added", "updated", "relinked", "missing", "errors")
+    list_filter = ("status",)
+    readonly_fields = [f.name for f in ScanRun._meta.fields]

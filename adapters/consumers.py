@@ -1,0 +1,28 @@
+from channels.db import database_sync_to_async
+from django.template.loader import render_to_string
+
+from adapters.models import ScanRun
+from adapters.scan_runs import SCAN_GROUP
+from lora_manager.consumers import AuthenticatedConsumer
+
+
+class ScanProgressConsumer(AuthenticatedConsumer):
+    """Pushes the scan progress fragment; events only say 'changed', the row says what."""
+
+    async def allowed(self, user) -> bool:
+        return await database_sync_to_async(user.has_perm)("adapters.view_adapter")
+
+    async def get_groups(self) -> tuple[str, ...]:
+        return (SCAN_GROUP.format(pk=self.scope["url_route"]["kwargs"]["pk"]),)
+
+    async def send_initial(self) -> None:
+        await self.scan_progress({})
+
+    async def scan_progress(self, event: dict) -> None:
+        html = await database_sync_to_async(self.render)()
+        if html:
+            await self.send(text_data=html)
+
+    def render(self) -> str:
+        scan = ScanRun.objects.filter(pk=self.scope["url_route"]["kwargs"]["pk"]).first()
+        return render_to_string("adapters/_scan_progress.html", {"scan": scan}) if scan else ""

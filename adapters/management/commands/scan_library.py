@@ -1,0 +1,42 @@
+import json
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from adapters import scan_runs
+from adapters.models import ScanRun
+
+
+class Command(BaseCommand):
+    help = "Scan LoRA folders (default: the configured library roots) into the catalog, then hash new files."
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="*", help="folders to scan (each becomes a library root)")
+        parser.add_argument("--no-hash", action="store_true", help="read headers and sidecars only; hash later")
+        parser.add_argument("--json", action="store_true", help="print one summary object on stdout")
+
+    def handle(self, *args, **options):
+        run = ScanRun.objects.create(roots=options["paths"], hash_files=not options["no_hash"])
+        stderr = sys.stderr
+
+        def echo(phase: str, done: int, total: int) -> None:
+            stderr.write(f"\r{phase}: {done}/{total or '?'}   ")
+            if done == total:
+                stderr.write("\n")
+            stderr.flush()
+
+        try:
+            run = scan_runs.execute(run, echo=echo)
+        except Exception as exc:
+            raise CommandError(f"scan failed: {exc}") from exc
+        summary = {**run.summary(), "issues": run.issues}
+        if options["json"]:
+            self.stdout.write(json.dumps(summary, indent=2))
+            return
+        self.stdout.write(run.message)
+        for key, value in run.summary().items():
+            self.stdout.write(f"  {key:>10}: {value}")
+        for issue in run.issues[:50]:
+            self.stdout.write(f"  ! {issue['path']}: {issue['message']}")
+        if len(run.issues) > 50:
+            self.stdout.write(f"  ... and {len(run.issues) - 50} more issues (use --json for all)")

@@ -1,0 +1,232 @@
+"""The catalog: adapters (one per LoRA content), the files they live in, roots, tags and scan runs.
+
+The database is the source of truth. Files and sidecars are read into it; a value a user edits here
+is marked with source "user" in ``Adapter.sources`` and no rescan overwrites it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+
+USER_SOURCE = "user"
+
+
+class LibraryRoot(models.Model):
+    path = models.CharField(max_length=1024, unique=True)
+    online = models.BooleanField(default=True)
+    last_scan_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["path"]
+
+    def __str__(self) -> str:
+        return self.path
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BaseModel(models.TextChoices):
+    SD1 = "SD1", "SD 1.x"
+    SD2 = "SD2", "SD 2.x"
+    SDXL = "SDXL", "SDXL"
+    SD3 = "SD3", "SD 3"
+    FLUX = "Flux", "Flux"
+    OTHER = "Other", "Other"
+    UNKNOWN = "Unknown", "Unknown"
+
+
+class NetworkType(models.TextChoices):
+    LORA = "LoRA"
+    LOCON = "LoCon"
+    LOHA = "LoHa"
+    LOKR = "LoKr"
+    DORA = "DoRA"
+    OFT = "OFT"
+    OTHER = "Other"
+
+
+class AdapterStatus(models.TextChoices):
+    OK = "ok", "OK"
+    MISSING = "missing", "Missing"
+    OFFLINE = "offline", "Offline"
+    ERROR = "error", "Error"
+
+
+class Adapter(models.Model):
+    name = models.CharField(max_length=255)
+    alias = models.CharField(max_length=255, blank=True)
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    tensor_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    base_model = models.CharField(max_length=16, choices=BaseModel.choices, default=BaseModel.UNKNOWN)
+    base_model_detail = models.CharField(max_length=100, blank=True)
+    network_type = models.CharField(max_length=16, choices=NetworkType.choices, default=NetworkType.LORA)
+    rank = models.PositiveIntegerField(null=True, blank=True)
+    alpha = models.FloatField(null=True, blank=True)
+    trigger_words = models.JSONField(default=list, blank=True)
+    training_tags = models.JSONField(default=list, blank=True)  # [[tag, count], ...] most frequent first
+    preferred_weight = models.FloatField(null=True, blank=True)
+    weight_min = models.FloatField(null=True, blank=True)
+    weight_max = models.FloatField(null=True, blank=True)
+    activation_text = models.TextField(blank=True)
+    negative_text = models.TextField(blank=True)
+    description = models.TextField(blank=True)
+    notes = models.TextField(blank=True)
+    civitai_model_id = models.PositiveBigIntegerField(null=True, blank=True)
+    civitai_version_id = models.PositiveBigIntegerField(null=True, blank=True)
+    source_url = models.URLField(max_length=500, blank=True)
+    not_on_civitai = models.BooleanField(default=False)
+    preview_source = models.CharField(max_length=2048, blank=True)  # image file path, or "embedded", "upload"
+    preview_key = models.CharField(max_length=64, blank=True)  # thumbnail content key (adapters/previews.py)
+    active = models.BooleanField(default=True)
+    favorite = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=AdapterStatus.choices, default=AdapterStatus.OK)
+    header_metadata = models.JSONField(default=dict, blank=True)
+    sources = models.JSONField(default=dict, blank=True)  # field -> where its value came from ("user" = edited here)
+    issues = models.JSONField(default=list, blank=True)  # current problems with its files and sidecars
+    tags = models.ManyToManyField(Tag, related_name="adapters", blank=True)
+    usage_count = models.PositiveIntegerField(default=0)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    hashed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [
+            models.Index(Lower("name"), "id", name="adapter_name_ci"),
+            models.Index(fields=["base_model", "name"]),
+            models.Index(fields=["active", "name"]),
+            models.Index(fields=["status"]),
+            models.Index(fields=["favorite"]),
+            models.Index(fields=["created_at"]),
+            models.Index(fields=["updated_at"]),
+            models.Index(fields=["size"]),
+            models.Index(fields=["usage_count"]),
+            models.Index(fields=["last_used_at"]),
+        ]
+        permissions = [("scan_library", "Can scan the library")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def autov2(self) -> str:
+        return (self.sha256 or "")[:10]
+
+    @property
+    def autov3(self) -> str:
+        return self.tensor_sha256[:12]
+
+    def is_user_edited(self, field: str) -> bool:
+        return self.sources.get(field) == USER_SOURCE
+
+
+class FileStatus(models.TextChoices):
+    PRESENT = "present"
+    MISSING = "missing"
+    OFFLINE = "offline"
+
+
+class AdapterFile(models.Model):
+    """One place an adapter's bytes live; also the hash cache, keyed by (path, size, mtime)."""
+
+    adapter = models.ForeignKey(Adapter, on_delete=models.CASCADE, related_name="files")
+    root = models.ForeignKey(LibraryRoot, on_delete=models.CASCADE, related_name="files")
+    path = models.CharField(max_length=2048, unique=True)
+    size = models.BigIntegerField()
+    mtime_ns = models.BigIntegerField()
+    data_offset = models.BigIntegerField(default=0)  # 0 = header unreadable, tensor hash unknown
+    header_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    sidecar_signature = models.CharField(max_length=64, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    tensor_sha256 = models.CharField(max_length=64, blank=True)
+    hashed_size = models.BigIntegerField(null=True, blank=True)
+    hashed_mtime_ns = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=FileStatus.choices, default=FileStatus.PRESENT)
+    issues = models.JSONField(default=list, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["path"]
+        indexes = [models.Index(fields=["root", "status"]), models.Index(fields=["status", "size"])]
+
+    def __str__(self) -> str:
+        return self.path
+
+    @property
+    def hash_is_current(self) -> bool:
+        return bool(self.sha256) and self.hashed_size == self.size and self.hashed_mtime_ns == self.mtime_ns
+
+
+class ScanRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    roots = models.JSONField(default=list, blank=True)
+    hash_files = models.BooleanField(default=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    phase = models.CharField(max_length=32, blank=True)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    found = models.PositiveIntegerField(default=0)
+    added = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    relinked = models.PositiveIntegerField(default=0)
+    missing = models.PositiveIntegerField(default=0)
+    offline = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    hashed = models.PositiveIntegerField(default=0)
+    postponed = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    issues = models.JSONField(default=list, blank=True)  # [{"path": ..., "message": ...}], capped
+    rq_job_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"scan #{self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else (100 if not self.is_active else 0)
+
+    def summary(self) -> dict:
+        keys = (
+            "found",
+            "added",
+            "updated",
+            "unchanged",
+            "relinked",
+            "missing",
+            "offline",
+            "errors",
+            "hashed",
+            "postponed",
+        )
+        return {key: getattr(self, key) for key in keys}

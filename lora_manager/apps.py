@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class LoraManagerConfig(AppConfig):
+    name = "lora_manager"
+    verbose_name = "LoRA Manager"
+
+    def ready(self) -> None:
+        from lora_manager.roles import ensure_roles_after_migrate
+
+        post_migrate.connect(ensure_roles_after_migrate, dispatch_uid="lora_manager.ensure_roles")

@@ -1,0 +1,54 @@
+"""Websocket consumers of the project itself: the header's activity indicator."""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.template.loader import render_to_string
+
+from lora_manager import activity
+from lora_manager.realtime import ACTIVITY_GROUP
+
+
+class AuthenticatedConsumer(AsyncWebsocketConsumer):
+    """Refuses anonymous users; subclasses name the groups to join and render events as HTML."""
+
+    groups_to_join: tuple[str, ...] = ()
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated or not await self.allowed(user):
+            await self.close(code=4403)
+            return
+        for group in await self.get_groups():
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.joined = await self.get_groups()
+        await self.accept()
+        await self.send_initial()
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "joined", ()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def allowed(self, user) -> bool:
+        return True
+
+    async def get_groups(self) -> tuple[str, ...]:
+        return self.groups_to_join
+
+    async def send_initial(self) -> None:
+        """Send the current state at once, so a (re)connected page is never stale."""
+
+
+class ActivityConsumer(AuthenticatedConsumer):
+    groups_to_join = (ACTIVITY_GROUP,)
+
+    async def send_initial(self) -> None:
+        counts = await database_sync_to_async(activity.current_counts)()
+        await self.send_fragment(counts)
+
+    async def activity_update(self, event: dict) -> None:
+        await self.send_fragment({"running": event["running"], "queued": event["queued"]})
+
+    async def send_fragment(self, counts: dict) -> None:
+        await self.send(text_data=render_to_string("_activity.html", {"activity": counts}))

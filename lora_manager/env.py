@@ -1,0 +1,187 @@
+"""Strict parsers for settings taken from the environment.
+
+Every helper names the variable and what it accepts when a value is bad, so a typo in a deployment
+stops start-up with a message instead of running with a surprising default.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+PREFIX = "LORA_MANAGER_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def raw(name: str, environ: Mapping[str, str] | None = None, fallback: str | None = None) -> str | None:
+    """The value of LORA_MANAGER_<name>, else of the plain fallback name (DATABASE_URL, REDIS_URL)."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(PREFIX + name)
+    if value is None and fallback:
+        value = environ.get(fallback)
+    return value
+
+
+def env_str(name: str, default: str, environ: Mapping[str, str] | None = None) -> str:
+    value = raw(name, environ)
+    return default if value is None else value
+
+
+def env_bool(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
+    value = raw(name, environ)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"{PREFIX}{name}={value!r} is not a boolean: use one of 1/0, true/false, yes/no, on/off."
+    )
+
+
+def env_int(
+    name: str,
+    default: int,
+    environ: Mapping[str, str] | None = None,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int:
+    value = raw(name, environ)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{PREFIX}{name}={value!r} is not a whole number.") from None
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        bounds = f"from {minimum if minimum is not None else '-inf'} to {maximum if maximum is not None else 'inf'}"
+        raise ImproperlyConfigured(f"{PREFIX}{name}={number} is out of range: use a number {bounds}.")
+    return number
+
+
+def env_list(name: str, default: list[str], environ: Mapping[str, str] | None = None, sep: str = ",") -> list[str]:
+    value = raw(name, environ)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(sep) if item.strip()]
+
+
+def env_paths(name: str, environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Paths separated by ':' (like PATH); each must be absolute or is made absolute from the cwd."""
+    value = raw(name, environ)
+    if not value:
+        return []
+    paths = []
+    for item in value.split(":"):
+        item = item.strip()
+        if not item:
+            continue
+        if "\x00" in item:
+            raise ImproperlyConfigured(f"{PREFIX}{name} contains a NUL byte: use plain paths separated by ':'.")
+        paths.append(Path(item).expanduser().resolve())
+    return paths
+
+
+def env_url(
+    name: str,
+    default: str,
+    schemes: tuple[str, ...],
+    environ: Mapping[str, str] | None = None,
+    fallback: str | None = None,
+) -> str:
+    value = raw(name, environ, fallback)
+    if value is None or value.strip() == "":
+        return default
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not (parts.netloc or parts.path):
+        raise ImproperlyConfigured(
+            f"{PREFIX}{name}={value!r} is not a URL this app accepts: use one starting with "
+            + " or ".join(f"{s}://" for s in schemes)
+            + "."
+        )
+    return value
+
+
+def database_config(url: str, data_dir: Path) -> dict:
+    """Django DATABASES['default'] for a sqlite:// or postgres:// URL.
+
+    SQLite is tuned for a server with a worker beside it: WAL, a busy timeout and IMMEDIATE
+    transactions, so concurrent writers wait instead of failing with "database is locked".
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path)
+        if parts.netloc:  # sqlite://relative/path
+            path = parts.netloc + path
+        if path in ("", "/"):
+            raise ImproperlyConfigured(
+                f"{PREFIX}DATABASE_URL={url!r} names no file: use sqlite:////absolute/path.sqlite3."
+            )
+        if path.startswith("//"):
+            path = path[1:]
+        name = path if path == ":memory:" else str(Path(path if path.startswith("/") else data_dir / path))
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": name,
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+            },
+            "TEST": {"NAME": str(data_dir / "test.sqlite3")},
+        }
+    if parts.scheme in ("postgres", "postgresql"):
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        name = unquote(parts.path.lstrip("/"))
+        if not name:
+            raise ImproperlyConfigured(
+                f"{PREFIX}DATABASE_URL={url!r} names no database: use postgres://user@host:5432/dbname."
+            )
+        try:
+            port = parts.port
+        except ValueError:
+            raise ImproperlyConfigured(f"{PREFIX}DATABASE_URL={url!r} has a bad port number.") from None
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(port or ""),
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": query,
+        }
+    raise ImproperlyConfigured(
+        f"{PREFIX}DATABASE_URL={url!r}: use sqlite:////path/to/file.sqlite3 or postgres://user:pass@host:5432/db."
+    )
+
+
+def secret_key(data_dir: Path, environ: Mapping[str, str] | None = None) -> str:
+    """The configured key, else one generated once and kept in the data directory (mode 600)."""
+    value = raw("SECRET_KEY", environ)
+    if value is not None:
+        if len(value) < 32:
+            raise ImproperlyConfigured(f"{PREFIX}SECRET_KEY is too short: use at least 32 random characters.")
+        return value
+    key_file = data_dir / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process started at the same moment and won
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key

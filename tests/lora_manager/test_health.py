@@ -1,0 +1,46 @@
+import socket
+
+import pytest
+from rq import Worker
+
+
+@pytest.mark.django_db
+def test_readyz_healthy_with_a_worker(client, redis_conn):
+    worker = Worker(["default"], connection=redis_conn, name="test-worker")
+    worker.register_birth()
+    try:
+        response = client.get("/readyz")
+    finally:
+        worker.register_death()
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["ok"] is True
+    assert body["database"]["ok"] and body["redis"]["ok"]
+    assert body["workers"]["count"] == 1
+
+
+@pytest.mark.django_db
+def test_readyz_without_worker_names_it(client, redis_conn):
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["workers"]
+    assert "no RQ worker" in response.json()["workers"]["error"]
+
+
+@pytest.mark.django_db
+def test_readyz_with_redis_down(client, settings):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert "redis" in body["failing"]
+    assert "redis unreachable" in body["redis"]["error"]
+    assert body["database"]["ok"] is True
+
+
+def test_healthz_is_plain(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.content == b"ok"
