@@ -443,6 +443,11 @@ def _is_image(data: bytes) -> bool:
     return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP") or data[4:12] == b"ftypavif"
 
 
+def _base64_size(payload: str) -> int:
+    payload = payload.strip()
+    return len(payload) * 3 // 4 - (len(payload) - len(payload.rstrip("=")))
+
+
 def _decode_image(text: object, max_bytes: int) -> bytes | None:
     if not isinstance(text, str):
         return None
@@ -452,7 +457,7 @@ def _decode_image(text: object, max_bytes: int) -> bytes | None:
         if not meta.endswith(";base64"):
             return None
     payload = "".join(payload.split())  # base64 wrapped over lines is still valid
-    if not payload or len(payload) * 3 // 4 > max_bytes:
+    if not payload or _base64_size(payload) > max_bytes:
         return None
     try:
         data = base64.b64decode(payload, validate=True)
@@ -468,11 +473,6 @@ def embedded_images(metadata: dict[str, str], max_bytes: int = 20_000_000) -> li
     if isinstance(covers, list):
         entries += covers
     return [image for image in (_decode_image(entry, max_bytes) for entry in entries) if image is not None]
-
-
-def _base64_size(payload: str) -> int:
-    payload = payload.strip()
-    return len(payload) * 3 // 4 - (len(payload) - len(payload.rstrip("=")))
 
 
 def metadata_for_storage(

@@ -95,14 +95,26 @@ def sidecar_signature(directory: str, stem: str, dir_names: set[str]) -> str:
     return digest.hexdigest()
 
 
+_stem_index: tuple[int, dict[str, list[str]]] = (0, {})
+
+
+def _model_stems(dir_names: set[str]) -> dict[str, list[str]]:
+    """Model file names by lower-cased stem, built once per directory listing (the scanner reuses the set)."""
+    global _stem_index
+    if _stem_index[0] != id(dir_names):
+        index: dict[str, list[str]] = {}
+        for name in dir_names:
+            base, ext = os.path.splitext(name)
+            if ext.lower() in MODEL_SUFFIXES:
+                index.setdefault(base.lower(), []).append(name)
+        _stem_index = (id(dir_names), index)
+    return _stem_index[1]
+
+
 def stem_clash(stem: str, dir_names: set[str], own_name: str) -> str:
     """Another model file with the same stem would share (and confuse) this model's sidecars."""
-    lowered = stem.lower()
-    for name in dir_names:
-        if name == own_name:
-            continue
-        base, ext = os.path.splitext(name)
-        if ext.lower() in MODEL_SUFFIXES and base.lower() == lowered:
+    for name in _model_stems(dir_names).get(stem.lower(), []):
+        if name != own_name:
             return f"another model file with the same name ({name}) shares this folder's sidecars; they may describe it"
     return ""
 

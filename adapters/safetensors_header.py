@@ -155,6 +155,8 @@ def parse_header(raw_header: bytes, *, file_size: int, header_length: int) -> Sa
         document = json.loads(text)
     except ValueError as exc:
         raise HeaderError(f"header is not valid JSON ({exc})") from exc
+    except RecursionError as exc:  # hostile "[[[[..." headers
+        raise HeaderError("header is not valid JSON (nested too deeply)") from exc
     if not isinstance(document, dict):
         raise HeaderError(f"header JSON is {_kind(document)}, not an object")
     issues: list[str] = []

@@ -439,9 +439,9 @@ def detect_json_kind(data: dict) -> str:
 
 
 def _kind_from_name(name: str, stem: str) -> str | None:
-    low = name.lower()
-    if low.startswith(stem.lower()) and low[len(stem) :] in _SUFFIX_KIND:
-        return _SUFFIX_KIND[low[len(stem) :]]
+    low, low_stem = name.lower(), stem.lower()
+    if low.startswith(low_stem) and low[len(low_stem) :] in _SUFFIX_KIND:
+        return _SUFFIX_KIND[low[len(low_stem) :]]
     return next((kind for suffix, kind in _SUFFIXES if low.endswith(suffix)), None)
 
 
@@ -469,39 +469,41 @@ def _read_text(path: Path, r: _Reader) -> str | None:
 
 
 def _normalize_hashes(known_hashes: Iterable[str]) -> tuple[str, ...]:
-    return tuple(h.strip().lower() for h in known_hashes if isinstance(h, str) and len(h.strip()) >= 8)
+    """Lower-case hex without OneTrainer's "0x" prefix; shorter than 8 chars would match by accident."""
+    cleaned = (h.strip().lower().removeprefix("0x") for h in known_hashes if isinstance(h, str))
+    return tuple(h for h in cleaned if len(h) >= 8)
 
 
-def read_sidecar(path: Path, stem: str, known_hashes: Iterable[str] = ()) -> SidecarValues:
-    """Parse one sidecar; ``known_hashes`` (any Civitai hash flavour of the model) picks matching versions."""
-    name = path.name
-    kind = _kind_from_name(name, stem)
-    r = _Reader(name, _normalize_hashes(known_hashes))
-    text = _read_text(path, r)
-    if text is None:
-        return SidecarValues(kind or "unknown_json", name, {}, r.issues)
-    if kind == "description_txt":
-        r.put("description", text.strip())
-        return SidecarValues(kind, name, r.values, r.issues)
+def _load_object(text: str, r: _Reader) -> dict | None:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         r.issue(f"not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})")
-        return SidecarValues(kind or "unknown_json", name, {}, r.issues)
+        return None
     except (ValueError, RecursionError) as exc:  # e.g. nesting too deep, integer literal too long
         r.issue(f"not valid JSON ({exc.__class__.__name__}: {str(exc)[:80]})")
-        return SidecarValues(kind or "unknown_json", name, {}, r.issues)
+        return None
     if not isinstance(data, dict):
         r.issue(f"expected a JSON object, got {_type_name(data)}")
-        return SidecarValues(kind or "unknown_json", name, {}, r.issues)
-    kind = kind or detect_json_kind(data)
-    _PARSERS[kind](r, data)
-    model_id = r.values.get("civitai_model_id")
-    if model_id is not None:
-        version_id = r.values.get("civitai_version_id")
-        query = f"?modelVersionId={version_id}" if version_id is not None else ""
-        r.put("source_url", f"https://civitai.com/models/{model_id}{query}")
-    return SidecarValues(kind, name, r.values, r.issues)
+        return None
+    return data
+
+
+def read_sidecar(path: Path, stem: str, known_hashes: Iterable[str] = ()) -> SidecarValues:
+    """Parse one sidecar; ``known_hashes`` (any Civitai hash flavour of the model) picks matching versions."""
+    kind = _kind_from_name(path.name, stem)
+    r = _Reader(path.name, _normalize_hashes(known_hashes))
+    text = _read_text(path, r)
+    if text is not None and kind == "description_txt":
+        r.put("description", text.strip())
+    elif text is not None and (data := _load_object(text, r)) is not None:
+        kind = kind or detect_json_kind(data)
+        _PARSERS[kind](r, data)
+        model_id, version_id = r.values.get("civitai_model_id"), r.values.get("civitai_version_id")
+        if model_id is not None:
+            query = f"?modelVersionId={version_id}" if version_id is not None else ""
+            r.put("source_url", f"https://civitai.com/models/{model_id}{query}")
+    return SidecarValues(kind or "unknown_json", path.name, r.values, r.issues)
 
 
 def read_sidecars(

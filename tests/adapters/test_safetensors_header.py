@@ -49,8 +49,9 @@ def _rank_overrides():
 def test_factory_conv_and_dtypes_load(tmp_path, kind, dtype):
     path = write_lora(tmp_path / "x.safetensors", kind=kind, dtype=dtype, conv=True, max_modules=6)
     with safetensors.safe_open(str(path), "pt") as reader:  # torch: numpy has no bfloat16
-        alphas = [float(reader.get_tensor(name)) for name in reader if name.endswith(".alpha")]
-        assert any(len(reader.get_slice(name).get_shape()) == 4 for name in reader)
+        names = reader.keys()  # safe_open is not iterable
+        alphas = [float(reader.get_tensor(name)) for name in names if name.endswith(".alpha")]
+        assert any(len(reader.get_slice(name).get_shape()) == 4 for name in names)
     assert alphas
     assert all(value == 4.0 for value in alphas)
 
@@ -207,6 +208,11 @@ def test_header_not_utf8(tmp_path):
 def test_header_not_json(tmp_path):
     path = write_raw(tmp_path / "x.safetensors", b'{"a": [1, 2}   ')
     expect_error(path, "not valid JSON")
+
+
+def test_header_nested_too_deeply(tmp_path):
+    path = write_raw(tmp_path / "x.safetensors", b"[" * 200_000)
+    expect_error(path, "nested too deeply")
 
 
 def test_header_not_an_object(tmp_path):

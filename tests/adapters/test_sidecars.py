@@ -170,6 +170,7 @@ def test_sdnext_model_json_is_parsed(model):
         [MODEL_SHA256[:10]],  # an AutoV2 that prefixes the file's full SHA256
         [MODEL_SHA256.upper()],
         ["0xdeadbeef", MODEL_SHA256[:8]],  # the 8-char short hash SD.Next uses
+        ["0x" + ADDNET_HASH.upper()],  # OneTrainer writes sshs_model_hash with a 0x prefix
     ],
 )
 def test_sdnext_version_is_picked_by_known_hash(model, known):

@@ -52,9 +52,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_app(django_db_setup, django_db_blocker, tmp_path_factory):
-    """daphne + one RQ worker in subprocesses, sharing the test database and Redis."""
+    """daphne + one RQ worker in subprocesses, sharing the test database and Redis.
+
+    Module-scoped: the worker would otherwise take jobs that later, non-browser tests queue."""
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -116,8 +118,10 @@ def live_app(django_db_setup, django_db_blocker, tmp_path_factory):
             process.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser():
+    """One Chromium per test: Playwright's sync API keeps an event loop running while it is open,
+    which would break later tests that run their own (asyncio.run)."""
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.fail(f"Browser tests need Debian's chromium at {CHROMIUM}: apt-get install chromium")
     from playwright.sync_api import sync_playwright

@@ -1,0 +1,70 @@
+"""The scan as a background job: row, real RQ worker, progress pushed to a websocket client."""
+
+import asyncio
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from adapters import scan_runs
+from adapters.models import Adapter, ScanRun
+from lora_manager.asgi import application
+from tests.adapters.conftest import lora
+from tests.lora_manager.test_realtime import receive_until, session_headers
+
+
+@pytest.mark.django_db
+def test_scan_button_queues_one_job_that_a_worker_runs(
+    editor_client, library, run_worker, django_capture_on_commit_callbacks
+):
+    lora(library, "a.safetensors")
+    with django_capture_on_commit_callbacks(execute=True):
+        first = editor_client.post("/library/scans/", HTTP_HX_REQUEST="true")
+        editor_client.post("/library/scans/")  # a second click while queued returns the same scan
+    assert ScanRun.objects.count() == 1
+    assert b'ws-connect="/ws/scans/' in first.content
+    run_worker("default")
+    run = ScanRun.objects.get()
+    assert run.status == ScanRun.Status.SUCCEEDED and run.added == 1 and run.hashed == 1
+    page = editor_client.get(f"/library/scans/{run.pk}/")
+    assert b"1 added" in page.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_scan_progress_reaches_the_page_through_redis(client, editor, library, run_worker):
+    for i in range(3):
+        lora(library, f"m{i}.safetensors", seed=i)
+    run = scan_runs.start_scan(user=editor)
+    headers = session_headers(client, editor)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, f"/ws/scans/{run.pk}/", headers=headers)
+        connected, _ = await communicator.connect()
+        assert connected
+        assert "Queued" in await communicator.receive_from(timeout=5)
+        await asyncio.to_thread(run_worker, "default")
+        done = await receive_until(communicator, "Succeeded")
+        assert "3 added" in done and 'id="scan-progress"' in done
+        await communicator.disconnect()
+
+    asyncio.run(scenario())
+    assert Adapter.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_stale_running_scan_is_reconciled(redis_conn):
+    run = ScanRun.objects.create(status=ScanRun.Status.RUNNING, rq_job_id="scan-gone")
+    assert scan_runs.reconcile_stale_runs() == 1
+    run.refresh_from_db()
+    assert run.status == ScanRun.Status.FAILED and "worker stopped" in run.message
+
+
+@pytest.mark.django_db
+def test_periodic_rescan_is_scheduled_once(redis_conn, settings):
+    from adapters.tasks import schedule_periodic_rescan
+
+    settings.RESCAN_INTERVAL_MINUTES = 30
+    assert schedule_periodic_rescan() is True
+    assert schedule_periodic_rescan() is False
+    settings.RESCAN_INTERVAL_MINUTES = 0
+    redis_conn.flushdb()
+    assert schedule_periodic_rescan() is False
