@@ -19,6 +19,7 @@ from lora_manager import jobs
 from lora_manager.realtime import group_send
 
 SCAN_GROUP = "scan.{pk}"
+SETTLE_SECONDS = 5.0
 
 
 class ScanReporter:
@@ -62,8 +63,12 @@ def start_scan(user=None, roots: list[str] | None = None, hash_files: bool = Tru
     return run
 
 
-def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None) -> ScanRun:
-    """Scan (and hash) as the run says; on error the row says what went wrong and the error re-raises."""
+def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, settle_wait: bool = False) -> ScanRun:
+    """Scan (and hash) as the run says; on error the row says what went wrong and the error re-raises.
+
+    Files modified moments ago are postponed (they may still be downloading); with ``settle_wait``
+    (the command line, where the user waits anyway) they get one more try once they have settled.
+    """
     reporter = ScanReporter(run, echo)
     run.status, run.started_at, run.phase = ScanRun.Status.RUNNING, timezone.now(), "listing"
     run.save(update_fields=["status", "started_at", "phase"])
@@ -72,6 +77,10 @@ def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None) -
         summary = scanning.scan(run.roots or None, progress=reporter)
         if run.hash_files:
             counts = identity.hash_pending(workers=settings.HASH_WORKERS, progress=reporter)
+            if settle_wait and counts["postponed"]:
+                time.sleep(SETTLE_SECONDS + 0.5)
+                again = identity.hash_pending(workers=settings.HASH_WORKERS, progress=reporter)
+                counts = {key: again[key] + (counts[key] if key != "postponed" else 0) for key in counts}
             summary.hashed, summary.postponed = counts["hashed"], counts["postponed"]
             summary.relinked += counts["relinked"]
             summary.errors += counts["errors"]

@@ -18,6 +18,9 @@ PERIODIC_RESCAN_PREFIX = "periodic-rescan-"
 @tracked
 def scan_job(run_id: int) -> dict:
     run = scan_runs.execute(ScanRun.objects.get(pk=run_id))
+    if run.postponed:  # files still being written: hash them once they have settled
+        delay = timedelta(seconds=scan_runs.SETTLE_SECONDS * 2)
+        django_rq.get_queue("default").enqueue_in(delay, hash_job)
     return run.summary()
 
 

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -10,6 +11,7 @@ admin.site.site_title = "LoRA Manager admin"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="adapters:library", permanent=False), name="home"),
+    path("favicon.ico", login_not_required(RedirectView.as_view(url="/static/icons/icon-192.png")), name="favicon"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

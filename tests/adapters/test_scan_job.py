@@ -68,3 +68,20 @@ def test_periodic_rescan_is_scheduled_once(redis_conn, settings):
     settings.RESCAN_INTERVAL_MINUTES = 0
     redis_conn.flushdb()
     assert schedule_periodic_rescan() is False
+
+
+@pytest.mark.django_db
+def test_files_still_being_written_are_hashed_by_a_follow_up_job(
+    editor, library, run_worker, django_capture_on_commit_callbacks
+):
+    import django_rq
+
+    from tests.adapters.conftest import age
+
+    age(lora(library, "fresh.safetensors"), seconds=0)
+    with django_capture_on_commit_callbacks(execute=True):
+        scan_runs.start_scan(user=editor)
+    run_worker("default")
+    assert ScanRun.objects.get().postponed == 1
+    scheduled = django_rq.get_queue("default").scheduled_job_registry.get_job_ids()
+    assert len(scheduled) == 1

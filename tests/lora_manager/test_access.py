@@ -5,7 +5,7 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-PUBLIC = {"/healthz", "/readyz", "/accounts/login/", "/admin/login/"}
+PUBLIC = {"/healthz", "/readyz", "/accounts/login/", "/admin/login/", "/favicon.ico"}
 
 
 def all_paths(resolver=None, prefix=""):

@@ -20,13 +20,14 @@ class Command(BaseCommand):
         stderr = sys.stderr
 
         def echo(phase: str, done: int, total: int) -> None:
-            stderr.write(f"\r{phase}: {done}/{total or '?'}   ")
-            if done == total:
-                stderr.write("\n")
+            if not total:
+                stderr.write(f"{phase}...\n")
+            else:
+                stderr.write(f"\r{phase}: {done:,}/{total:,}" + ("\n" if done == total else ""))
             stderr.flush()
 
         try:
-            run = scan_runs.execute(run, echo=echo)
+            run = scan_runs.execute(run, echo=echo, settle_wait=True)
         except Exception as exc:
             raise CommandError(f"scan failed: {exc}") from exc
         summary = {**run.summary(), "issues": run.issues}
