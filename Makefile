@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+SDNEXT_PORT ?= 7861
 BENCH ?=
 
 .PHONY: run test demo bench lint format install install-dev clean
@@ -21,6 +22,10 @@ install-dev: $(VENV)/.installed-dev
 
 run: install
 	$(PY) -m lora_manager.launcher run --port $(PORT)
+
+# The whole flow without a GPU: an SD.Next STAND-IN (tests/standins/sdnext.py) plus `make run` pointed at it.
+demo: install-dev
+	$(PY) -m lora_manager.launcher demo --port $(PORT) --sdnext-port $(SDNEXT_PORT)
 
 test: install-dev
 	$(PY) -m lora_manager.launcher test $(PYTEST_ARGS)

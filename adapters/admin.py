@@ -143,20 +143,25 @@ class AdapterAdmin(admin.ModelAdmin):
     def tag_list(self, obj: Adapter) -> str:
         return ", ".join(t.name for t in obj.tags.all())
 
+    @staticmethod
+    def _ids(queryset) -> list[int]:
+        """Plain ids (the search may join tags and files; bulk_edit wants each adapter once)."""
+        return list(queryset.order_by().values_list("pk", flat=True).distinct())
+
     def _done(self, request, count: int, what: str) -> None:
         self.message_user(request, f"{count} adapter{'s' if count != 1 else ''} {what}.", messages.SUCCESS)
 
     @admin.action(description="Activate selected adapters", permissions=["change"])
     def activate(self, request, queryset):
-        self._done(request, bulk_edit.set_active(queryset.values_list("pk", flat=True), True), "activated")
+        self._done(request, bulk_edit.set_active(self._ids(queryset), True, by=request.user), "activated")
 
     @admin.action(description="Deactivate selected adapters", permissions=["change"])
     def deactivate(self, request, queryset):
-        self._done(request, bulk_edit.set_active(queryset.values_list("pk", flat=True), False), "deactivated")
+        self._done(request, bulk_edit.set_active(self._ids(queryset), False, by=request.user), "deactivated")
 
     @admin.action(description="Mark selected as favorite", permissions=["change"])
     def mark_favorite(self, request, queryset):
-        self._done(request, bulk_edit.set_favorite(queryset.values_list("pk", flat=True), True), "marked favorite")
+        self._done(request, bulk_edit.set_favorite(self._ids(queryset), True, by=request.user), "marked favorite")
 
     @admin.action(description="Add tags to selected", permissions=["change"])
     def add_tags(self, request, queryset):
@@ -164,7 +169,7 @@ class AdapterAdmin(admin.ModelAdmin):
         if not isinstance(data, dict):
             return data
         try:
-            count = bulk_edit.add_tags(queryset.values_list("pk", flat=True), data["tags"].split(","))
+            count = bulk_edit.add_tags(self._ids(queryset), data["tags"].split(","), by=request.user)
         except ValueError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return None
@@ -177,7 +182,7 @@ class AdapterAdmin(admin.ModelAdmin):
         if not isinstance(data, dict):
             return data
         try:
-            count = bulk_edit.remove_tags(queryset.values_list("pk", flat=True), data["tags"].split(","))
+            count = bulk_edit.remove_tags(self._ids(queryset), data["tags"].split(","), by=request.user)
         except ValueError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return None
@@ -189,7 +194,7 @@ class AdapterAdmin(admin.ModelAdmin):
         data = _ask(self, request, queryset, BaseModelForm, "Set base model", "set_base_model")
         if not isinstance(data, dict):
             return data
-        count = bulk_edit.set_base_model(queryset.values_list("pk", flat=True), data["base_model"])
+        count = bulk_edit.set_base_model(self._ids(queryset), data["base_model"], by=request.user)
         self._done(request, count, f"set to {data['base_model']}")
         return None
 
@@ -207,7 +212,7 @@ class AdapterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Remove selected from the catalog (files stay on disk)", permissions=["delete"])
     def remove_from_catalog(self, request, queryset):
-        self._done(request, bulk_edit.remove_from_catalog(queryset.values_list("pk", flat=True)), "removed")
+        self._done(request, bulk_edit.remove_from_catalog(self._ids(queryset), by=request.user), "removed")
 
 
 class MergeTagsForm(forms.Form):

@@ -13,6 +13,22 @@ from django.db.models.functions import Lower
 USER_SOURCE = "user"
 
 
+class NonEmptyJSONArray(models.Func):
+    """True when a JSON column holds a non-empty array; backs ``Adapter.has_issues`` (a generated column),
+    so the gallery can filter and count "has issues" from an index instead of reading wide rows."""
+
+    output_field = models.BooleanField()
+    arity = 1
+
+    def as_sql(self, compiler, connection, **extra_context):
+        column, params = compiler.compile(self.source_expressions[0])
+        if connection.vendor == "postgresql":
+            sql = f"(CASE WHEN jsonb_typeof({column}) = 'array' THEN jsonb_array_length({column}) > 0 ELSE false END)"
+        else:
+            sql = f"(CASE WHEN json_type({column}) = 'array' THEN json_array_length({column}) > 0 ELSE 0 END)"
+        return sql, params
+
+
 class LibraryRoot(models.Model):
     path = models.CharField(max_length=1024, unique=True)
     online = models.BooleanField(default=True)
@@ -99,6 +115,11 @@ class Adapter(models.Model):
     tags = models.ManyToManyField(Tag, related_name="adapters", blank=True)
     usage_count = models.PositiveIntegerField(default=0)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # 0 = not rated. Ratings (1-5) arrive with the ratings issue; the gallery already sorts by this column.
+    rating = models.PositiveSmallIntegerField(default=0)
+    has_issues = models.GeneratedField(
+        expression=NonEmptyJSONArray("issues"), output_field=models.BooleanField(), db_persist=True
+    )
     hashed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -111,11 +132,19 @@ class Adapter(models.Model):
             models.Index(fields=["active", "name"]),
             models.Index(fields=["status"]),
             models.Index(fields=["favorite"]),
-            models.Index(fields=["created_at"]),
-            models.Index(fields=["updated_at"]),
-            models.Index(fields=["size"]),
-            models.Index(fields=["usage_count"]),
-            models.Index(fields=["last_used_at"]),
+            # Gallery sorts: (column, id) so a page at any offset is an index-only walk on both engines.
+            models.Index(fields=["created_at", "id"], name="adapter_created_id"),
+            models.Index(fields=["updated_at", "id"], name="adapter_updated_id"),
+            models.Index(fields=["size", "id"], name="adapter_size_id"),
+            models.Index(fields=["usage_count", "id"], name="adapter_usage_id"),
+            models.Index(fields=["last_used_at", "id"], name="adapter_last_used_id"),
+            models.Index(fields=["rank", "id"], name="adapter_rank_id"),
+            models.Index(fields=["rating", "id"], name="adapter_rating_id"),
+            # Every low-cardinality gallery facet in one index: facet counts are one index-only GROUP BY.
+            models.Index(
+                fields=["base_model", "network_type", "active", "favorite", "status", "has_issues"],
+                name="adapter_facets",
+            ),
         ]
         permissions = [("scan_library", "Can scan the library")]
 
@@ -230,3 +259,27 @@ class ScanRun(models.Model):
             "postponed",
         )
         return {key: getattr(self, key) for key in keys}
+
+
+class BulkAction(models.Model):
+    """One bulk edit and what it changed, so the last one can be undone exactly.
+
+    ``payload`` holds the previous state of the affected adapters only (see ``bulk_edit``): previous
+    field values grouped by value, tag links added or removed, or whole rows for a removal.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    action = models.CharField(max_length=32)
+    summary = models.CharField(max_length=300)
+    count = models.PositiveIntegerField(default=0)
+    undoable = models.BooleanField(default=True)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.summary

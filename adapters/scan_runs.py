@@ -17,6 +17,7 @@ from adapters import identity, scanning, thumbnails
 from adapters.models import ScanRun
 from lora_manager import jobs
 from lora_manager.realtime import group_send
+from recommendations.embedding_runs import request_embedding_safely
 
 SCAN_GROUP = "scan.{pk}"
 SETTLE_SECONDS = 5.0
@@ -100,6 +101,7 @@ def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, s
     )
     run.save()
     reporter.notify()
+    request_embedding_safely("scan")  # recommendations: embed what the scan changed
     return run
 
 

@@ -1,32 +1,173 @@
-"""Library pages. Views stay thin: the work is in scanning / scan_runs / bulk_edit."""
+"""Library pages. Views stay thin: the work is in gallery / bulk_edit / scanning / scan_runs."""
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.core.paginator import Paginator
-from django.db.models import Q
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotModified
-from django.shortcuts import get_object_or_404, render
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotModified, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from adapters import scan_runs, thumbnails
-from adapters.models import Adapter, ScanRun
+from adapters import bulk_edit, gallery, scan_runs, thumbnails
+from adapters.forms import BulkForm
+from adapters.models import Adapter, BaseModel, BulkAction, ScanRun
 
-PAGE_SIZE = 50
+VIEW_COOKIE = "gallery_view"
+VIEWS = ("grid", "list")
+
+
+def _view_mode(request: HttpRequest) -> tuple[str, bool]:
+    """Grid or list: from the URL when given (and then remembered in a cookie), else the cookie."""
+    chosen = request.GET.get("view", "")
+    if chosen in VIEWS:
+        return chosen, True
+    remembered = request.COOKIES.get(VIEW_COOKIE, "")
+    return (remembered if remembered in VIEWS else "grid"), False
+
+
+def gallery_context(request: HttpRequest, query: gallery.GalleryQuery, view: str) -> dict:
+    results = gallery.results(query)
+    querystring = query.querystring()
+    return {
+        "results": results,
+        "query": query,
+        "page": results.page,
+        "facets": results.facets,
+        "view": view,
+        "querystring": querystring,
+        "page_prefix": f"?{querystring}&page=" if querystring else "?page=",
+        "page_range": results.page.paginator.get_elided_page_range(results.page.number, on_each_side=2, on_ends=1),
+        "base_choices": BaseModel.choices,
+        "bulk_actions": BulkForm.ACTIONS,
+    }
 
 
 @require_GET
 @permission_required("adapters.view_adapter", raise_exception=True)
 def library(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:200]
-    adapters = Adapter.objects.all()
-    if query:
-        adapters = adapters.filter(Q(name__icontains=query) | Q(alias__icontains=query))
-    page = Paginator(adapters.order_by("name", "id"), PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"page": page, "query": query, "scan": ScanRun.objects.first()}
+    query = gallery.parse(request.GET)
+    view, chosen = _view_mode(request)
+    context = gallery_context(request, query, view)
     if request.htmx and request.htmx.target == "adapter-results":
-        return render(request, "adapters/library.html#results", context)
-    return render(request, "adapters/library.html", context)
+        response = render(request, "adapters/library.html#results", {**context, "oob": True})
+        if request.htmx.trigger != "adapter-results":  # not the list refreshing itself after a bulk action
+            # The address bar gets the canonical query (no empty fields), not the raw form submission.
+            canonical = query.querystring(page=query.page if query.page > 1 else "")
+            response["HX-Push-Url"] = reverse("adapters:library") + (f"?{canonical}" if canonical else "")
+    else:
+        context.update(scan=ScanRun.objects.first(), undo=bulk_edit.latest_undoable(request.user))
+        response = render(request, "adapters/library.html", context)
+    if chosen:
+        response.set_cookie(
+            VIEW_COOKIE, view, max_age=365 * 24 * 3600, samesite="Lax", httponly=True, secure=settings.HTTPS
+        )
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
+
+
+def _feedback(request: HttpRequest, context: dict, status: int = 200, refresh: bool = False) -> HttpResponse:
+    """The bulk-action message (and Undo, or a confirmation) as a fragment; full pages get a redirect."""
+    if not request.htmx:
+        if context.get("confirm"):
+            return render(request, "adapters/bulk_confirm.html", context, status=status)
+        level = messages.ERROR if status >= 400 else messages.SUCCESS
+        messages.add_message(request, level, context.get("message") or " ".join(context.get("errors", [])))
+        filter_qs = context.get("filter", "")
+        return redirect(reverse("adapters:library") + (f"?{filter_qs}" if filter_qs else ""))
+    response = render(request, "adapters/_feedback.html", context, status=status)
+    if status >= 400:
+        response["HX-Retarget"], response["HX-Reswap"] = "#feedback", "innerHTML"
+    if refresh:
+        response["HX-Trigger"] = "gallery-changed"
+    return response
+
+
+def _run_bulk(action: str, ids: list[int], data: dict, user) -> str:
+    """Call the one bulk_edit function for ``action``; returns what happened, as a sentence."""
+    if action in ("activate", "deactivate"):
+        count = bulk_edit.set_active(ids, action == "activate", by=user)
+        return f"{count} adapter{'s' * (count != 1)} {action}d."
+    if action in ("favorite", "unfavorite"):
+        count = bulk_edit.set_favorite(ids, action == "favorite", by=user)
+        return f"{count} adapter{'s' * (count != 1)} {'marked' if action == 'favorite' else 'no longer'} favorite."
+    if action == "add_tags":
+        count = bulk_edit.add_tags(ids, data["tag_names"], by=user)
+        return f"{count} tag link{'s' * (count != 1)} added ({', '.join(data['tag_names'])})."
+    if action == "remove_tags":
+        count = bulk_edit.remove_tags(ids, data["tag_names"], by=user)
+        return f"{count} tag link{'s' * (count != 1)} removed ({', '.join(data['tag_names'])})."
+    if action == "set_base_model":
+        count = bulk_edit.set_base_model(ids, data["base_model"], by=user)
+        return f"{count} adapter{'s' * (count != 1)} set to base model {data['base_model']}."
+    count = bulk_edit.remove_from_catalog(ids, by=user)
+    final = "" if len(ids) <= bulk_edit.MAX_UNDOABLE_REMOVAL else " This removal was too large to undo."
+    return f"{count} adapter{'s' * (count != 1)} removed from the catalog (files stay on disk).{final}"
+
+
+@require_POST
+@permission_required("adapters.change_adapter", raise_exception=True)
+def bulk(request: HttpRequest) -> HttpResponse:
+    form = BulkForm(request.POST)
+    base = {"filter": gallery.parse(QueryDict(request.POST.get("filter", "")[:4000])).querystring()}
+    if not form.is_valid():
+        errors = [str(e) for field_errors in form.errors.values() for e in field_errors]
+        return _feedback(request, {**base, "errors": errors}, status=422)
+    data = form.cleaned_data
+    action = data["action"]
+    if action == "remove" and not request.user.has_perm("adapters.delete_adapter"):
+        raise PermissionDenied
+    if data["scope"] == "filter":
+        ids = gallery.matching_ids(base["filter"])
+        gone = 0
+    else:
+        ids = bulk_edit.existing_ids(data["ids"])
+        gone = len(data["ids"]) - len(ids)
+    if not ids:
+        message = (
+            "None of the selected adapters exist any more: they were removed, perhaps by someone else. "
+            "The list is now up to date."
+            if gone
+            else "Nothing matches this filter any more."
+        )
+        return _feedback(request, {**base, "errors": [message]}, status=409, refresh=True)
+    if action == "remove" and not data["confirm"]:
+        context = {
+            **base,
+            "confirm": True,
+            "count": len(ids),
+            "ids": data["ids"] if data["scope"] != "filter" else [],
+            "scope": data["scope"],
+            "undoable": len(ids) <= bulk_edit.MAX_UNDOABLE_REMOVAL,
+        }
+        return _feedback(request, context)
+    try:
+        message = _run_bulk(action, ids, data, request.user)
+    except ValueError as exc:
+        return _feedback(request, {**base, "errors": [str(exc)]}, status=422)
+    if gone:
+        exist = "exist" if gone != 1 else "exists"
+        message += f" Skipped {gone} selected adapter{'s' * (gone != 1)} that no longer {exist} (removed meanwhile)."
+    undo = bulk_edit.latest_undoable(request.user)
+    return _feedback(request, {**base, "message": message, "undo": undo}, refresh=True)
+
+
+@require_POST
+@permission_required("adapters.change_adapter", raise_exception=True)
+def undo(request: HttpRequest, pk: int) -> HttpResponse:
+    action = BulkAction.objects.filter(pk=pk, user=request.user).first()
+    latest = bulk_edit.latest_undoable(request.user)
+    if action is None or latest is None or latest.pk != action.pk:
+        message = "Only your last bulk action can be undone, and only once."
+        return _feedback(request, {"errors": [message]}, status=409, refresh=True)
+    try:
+        message = bulk_edit.undo(action)
+    except ValueError as exc:
+        return _feedback(request, {"errors": [str(exc)]}, status=409, refresh=True)
+    return _feedback(request, {"message": message}, refresh=True)
 
 
 @require_POST

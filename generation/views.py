@@ -1,0 +1,210 @@
+"""Composer pages. Thin: prompts and the linter are in composer.py, submitting in submitting.py."""
+
+from __future__ import annotations
+
+import contextlib
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from adapters.models import Adapter
+from generation import backends, composer, forms, lora_names, pages, submitting
+from generation.models import GenerationJob, Preset
+from generation.sdnext import SDNextError
+
+VIEW = "generation.view_generationjob"
+SUBMIT = "generation.add_generationjob"
+
+
+def _initial(request: HttpRequest) -> tuple[composer.Composition, list[str]]:
+    """The composition a GET asks for: ?job=, ?preset=, then ?adapter= (repeatable) added to it."""
+    notes: list[str] = []
+    composition = composer.Composition()
+    if (job_id := request.GET.get("job", "")).isdigit():
+        job = GenerationJob.objects.filter(pk=int(job_id)).first()
+        if job is None:
+            notes.append(f"Job #{job_id} no longer exists.")
+        else:
+            composition = composer.Composition.from_dict(job.composition)
+            notes.append(f"Loaded from job #{job.pk}.")
+    elif (preset_id := request.GET.get("preset", "")).isdigit():
+        preset = Preset.objects.filter(pk=int(preset_id)).first()
+        if preset is None:
+            notes.append("That preset no longer exists.")
+        else:
+            composition = composer.Composition.from_dict(preset.data)
+            notes.append(f"Loaded preset “{preset.name}”.")
+    wanted = [int(pk) for pk in request.GET.getlist("adapter") if pk.isdigit()][: composer.MAX_LORAS]
+    adapters = Adapter.objects.in_bulk(wanted)
+    composition.loras += [pages.choice_for(adapters[pk]) for pk in wanted if pk in adapters]
+    if request.GET.get("backend") in backends.names():
+        composition.backend = request.GET["backend"]
+    if composition.backend not in backends.names():
+        composition.backend = "default"
+    return composition, notes
+
+
+def _ensure_lora_list(name: str, info: backends.ServerInfo) -> None:
+    """Read SD.Next's LoRA list on the first visit (later only when the user asks to refresh)."""
+    if info.ok and lora_names.sync_state(name) is None:
+        # On failure the backend fragment shows the server's state and the linter says the list is unknown.
+        with contextlib.suppress(SDNextError, backends.BackendNotConfigured):
+            lora_names.refresh(name, rescan=False)
+
+
+def _page_context(request: HttpRequest, composition: composer.Composition, errors: dict | None = None) -> dict:
+    info = backends.server_info(composition.backend)
+    _ensure_lora_list(composition.backend, info)
+    can_cancel = request.user.has_perm("generation.change_generationjob")
+    return {
+        "composition": composition,
+        "rows": pages.lora_rows(composition),
+        "built": composer.build(composition, info),
+        "errors": errors or {},
+        "error_messages": forms.messages(errors or {}),
+        "backend_names": backends.names(),
+        "presets": pages.presets(),
+        "popular": pages.popular_adapters(),
+        "limits": {
+            "steps": composer.STEPS,
+            "size": composer.SIZE,
+            "cfg": composer.CFG,
+            "batch": composer.BATCH,
+            "count": composer.COUNT,
+            "seed": composer.SEED,
+        },
+        **pages.backend_context(composition.backend, info, composition),
+        **pages.queue_context(can_cancel),
+    }
+
+
+@require_GET
+@permission_required(VIEW, raise_exception=True)
+def compose(request: HttpRequest) -> HttpResponse:
+    composition, notes = _initial(request)
+    for note in notes:
+        messages.info(request, note)
+    return render(request, "generation/compose.html", _page_context(request, composition))
+
+
+@require_POST
+@permission_required(VIEW, raise_exception=True)
+def preview(request: HttpRequest) -> HttpResponse:
+    composition, errors = forms.parse(request.POST)
+    built = composer.build(composition)
+    return render(request, "generation/_preview.html", {"built": built, "error_messages": forms.messages(errors)})
+
+
+@require_POST
+@permission_required(SUBMIT, raise_exception=True)
+def submit(request: HttpRequest) -> HttpResponse:
+    composition, errors = forms.parse(request.POST)
+    job, problem = None, ""
+    if not errors:
+        try:
+            job = submitting.submit(composition, request.user)
+        except submitting.SubmitError as exc:
+            problem = str(exc)
+    if request.htmx:
+        context = {"error_messages": forms.messages(errors), "problem": problem, "job": job}
+        return render(request, "generation/_feedback.html", context)
+    if job is not None:
+        messages.success(request, f"Job #{job.pk} queued.")
+        return redirect("generation:job", pk=job.pk)
+    if problem:
+        errors["form"] = problem
+    return render(request, "generation/compose.html", _page_context(request, composition, errors), status=400)
+
+
+@require_GET
+@permission_required(VIEW, raise_exception=True)
+def lora_search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:200]
+    adapters = pages.search_adapters(query) if query else pages.popular_adapters()
+    return render(request, "generation/_lora_search.html", {"adapters": adapters, "query": query})
+
+
+@require_GET
+@permission_required(VIEW, raise_exception=True)
+def lora_row(request: HttpRequest) -> HttpResponse:
+    raw = request.GET.get("adapter", "")
+    adapter = get_object_or_404(Adapter, pk=int(raw)) if raw.isdigit() else None
+    if adapter is None:
+        return HttpResponse("Choose a LoRA from the list.", status=400)
+    response = render(request, "generation/_lora_row.html", {"row": pages.lora_row(adapter, pages.choice_for(adapter))})
+    response["HX-Trigger"] = "composer-changed"
+    return response
+
+
+@require_GET
+@permission_required(VIEW, raise_exception=True)
+def backend_status(request: HttpRequest) -> HttpResponse:
+    name = request.GET.get("backend", "default")
+    name = name if name in backends.names() else "default"
+    composition = composer.Composition(
+        backend=name, checkpoint=request.GET.get("checkpoint", "")[:255], sampler=request.GET.get("sampler", "")[:100]
+    )
+    info = backends.server_info(name, refresh=request.GET.get("refresh") == "1")
+    _ensure_lora_list(name, info)
+    response = render(request, "generation/_backend.html", pages.backend_context(name, info, composition))
+    response["HX-Trigger"] = "composer-changed"
+    return response
+
+
+@require_POST
+@permission_required(SUBMIT, raise_exception=True)
+def refresh_loras(request: HttpRequest) -> HttpResponse:
+    name = request.POST.get("backend", "default")
+    name = name if name in backends.names() else "default"
+    try:
+        sync = lora_names.refresh(name)
+        message = f"SD.Next lists {sync.lora_count} LoRAs; {sync.matched_count} matched to the catalog."
+    except (SDNextError, backends.BackendNotConfigured) as exc:
+        message = f"Could not refresh the LoRA list: {exc}"
+    if not request.htmx:
+        messages.info(request, message)
+        return redirect(f"{reverse('generation:compose')}?backend={name}")
+    composition = composer.Composition(
+        backend=name, checkpoint=request.POST.get("checkpoint", "")[:255], sampler=request.POST.get("sampler", "")[:100]
+    )
+    info = backends.server_info(name)
+    response = render(request, "generation/_backend.html", pages.backend_context(name, info, composition, message))
+    response["HX-Trigger"] = "composer-changed"
+    return response
+
+
+@require_POST
+@permission_required("generation.add_preset", raise_exception=True)
+def save_preset(request: HttpRequest) -> HttpResponse:
+    composition, errors = forms.parse(request.POST)
+    form = forms.PresetForm(request.POST)
+    message = ""
+    if errors:
+        message = "Fix the form first: " + "; ".join(errors.values())
+    elif not form.is_valid():
+        message = " ".join(str(e) for errs in form.errors.values() for e in errs)
+    else:
+        name = form.cleaned_data["preset_name"]
+        _, created = Preset.objects.update_or_create(
+            name=name, defaults={"data": composition.to_dict(), "owner": request.user}
+        )
+        message = f"Preset “{name}” {'saved' if created else 'updated'}."
+    if not request.htmx:
+        messages.info(request, message)
+        return HttpResponseRedirect(reverse("generation:compose"))
+    return render(request, "generation/_presets.html", {"presets": pages.presets(), "preset_message": message})
+
+
+@require_POST
+@permission_required("generation.delete_preset", raise_exception=True)
+def delete_preset(request: HttpRequest, pk: int) -> HttpResponse:
+    deleted, _ = Preset.objects.filter(pk=pk).delete()
+    message = "Preset deleted." if deleted else "That preset was already deleted."
+    if not request.htmx:
+        messages.info(request, message)
+        return HttpResponseRedirect(reverse("generation:compose"))
+    return render(request, "generation/_presets.html", {"presets": pages.presets(), "preset_message": message})

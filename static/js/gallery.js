@@ -1,0 +1,113 @@
+// Library gallery, detail and tags pages: selection (page, shift-click range, "all matching"),
+// copy buttons, dismissable confirmations, and letting htmx show our 404/409/422 fragments.
+// No inline scripts: the CSP allows only our own files. Everything is delegated, so swapped-in
+// fragments need no re-binding.
+(() => {
+  "use strict";
+  let lastClicked = null;
+
+  // Answers like "adapter removed meanwhile" (404), "nothing to undo" (409) and form errors (422)
+  // carry a fragment meant for the page; htmx drops 4xx bodies unless told otherwise.
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const status = event.detail.xhr.status;
+    if (status === 404 || status === 409 || status === 422) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
+  const boxes = () => Array.from(document.querySelectorAll("#adapter-results [data-select]"));
+
+  function updateCount() {
+    const label = document.getElementById("selection-count");
+    if (!label) return;
+    const all = document.querySelector("#adapter-results [data-select-all]");
+    const results = document.getElementById("adapter-results");
+    if (all && all.checked) {
+      const total = Number(results.dataset.total || 0).toLocaleString();
+      label.textContent = `All ${total} matching adapters selected`;
+      return;
+    }
+    const count = boxes().filter((box) => box.checked).length;
+    label.textContent = count ? `${count} selected on this page` : "No adapters selected";
+  }
+
+  document.addEventListener("click", (event) => {
+    const box = event.target.closest("[data-select]");
+    if (!box) return;
+    const list = boxes();
+    if (event.shiftKey && lastClicked && list.includes(lastClicked)) {
+      const [from, to] = [list.indexOf(lastClicked), list.indexOf(box)].sort((a, b) => a - b);
+      list.slice(from, to + 1).forEach((other) => { other.checked = box.checked; });
+    }
+    lastClicked = box;
+  });
+
+  document.addEventListener("change", (event) => {
+    const target = event.target;
+    if (target.matches("[data-select-page]")) {
+      boxes().forEach((box) => { box.checked = target.checked; });
+    } else if (target.matches("[data-select-all]")) {
+      boxes().forEach((box) => { box.checked = target.checked; });
+      const page = document.querySelector("#adapter-results [data-select-page]");
+      if (page) page.checked = target.checked;
+    } else if (target.matches("[data-select]") && !target.checked) {
+      const all = document.querySelector("#adapter-results [data-select-all]");
+      if (all) all.checked = false;
+    } else if (!target.matches("[data-select]")) {
+      return;
+    }
+    updateCount();
+  });
+
+  document.addEventListener("htmx:afterSettle", (event) => {
+    if (event.detail.elt && event.detail.elt.id === "adapter-results") {
+      lastClicked = null;
+    }
+    updateCount();
+  });
+
+  // A "Cancel" link in a confirmation: without JavaScript it goes back to the list; with it, it just closes.
+  document.addEventListener("click", (event) => {
+    const dismiss = event.target.closest("[data-dismiss]");
+    if (!dismiss) return;
+    const holder = dismiss.closest("#feedback");
+    if (!holder) return;
+    event.preventDefault();
+    holder.replaceChildren();
+  });
+
+  // Copy buttons: <button data-copy="text">.
+  function fallbackCopy(text) {
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "offscreen";
+    document.body.append(area);
+    area.select();
+    let ok = false;
+    try { ok = document.execCommand("copy"); } catch (error) { ok = false; }
+    area.remove();
+    return ok ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+  }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-copy]");
+    if (!button) return;
+    event.preventDefault();
+    const text = button.dataset.copy;
+    const copying = navigator.clipboard && window.isSecureContext
+      ? navigator.clipboard.writeText(text).catch(() => fallbackCopy(text))
+      : fallbackCopy(text);
+    const original = button.dataset.label || button.innerHTML;
+    button.dataset.label = original;
+    copying.then(
+      () => { button.textContent = "Copied"; button.classList.add("copied"); },
+      () => { button.textContent = "Copy failed"; },
+    ).finally(() => {
+      window.setTimeout(() => { button.innerHTML = original; button.classList.remove("copied"); }, 1500);
+    });
+  });
+
+  document.addEventListener("DOMContentLoaded", updateCount);
+})();

@@ -1,0 +1,168 @@
+"""The library journey in a real browser: search, filter by tag, grid/list, select three, deactivate, undo,
+open one, edit its trigger words and see them on its card. Saves a screenshot of the grid."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import django_rq
+import pytest
+from playwright.sync_api import expect
+
+from adapters.models import Adapter
+from tests.adapters.catalog_factory import make_adapter
+from tests.conftest import make_user
+from tests.e2e.conftest import ARTIFACTS, login
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+STYLES = ["pixel", "ink", "neon", "retro", "noir"]
+SUBJECTS = ["knight", "witch", "dragon", "city", "robot"]
+
+
+def seed(count: int = 200) -> None:
+    for i in range(count):
+        style, subject = STYLES[i % 5], SUBJECTS[(i // 5) % 5]
+        tags = ("anime",) if i % 4 == 0 else ("photo",) if i % 4 == 1 else ()
+        make_adapter(
+            f"{style} {subject} {i:03d}",
+            base_model=["SDXL", "SD1", "Flux"][i % 3],
+            trigger_words=[f"{style} style"],
+            tags=tags,
+        )
+
+
+@pytest.fixture
+def idle_queues_after(redis_conn):
+    """Edits ask for background work (re-embedding); let the live worker finish it before the next module."""
+    yield
+    deadline = time.monotonic() + 180
+    for name in ("default", "embeddings"):
+        queue = django_rq.get_queue(name)
+        while queue.count or queue.started_job_registry.count:
+            if time.monotonic() > deadline:
+                pytest.fail(f"background jobs still pending on {name!r} after 3 minutes")
+            time.sleep(0.5)
+
+
+def test_library_journey(live_app, page, idle_queues_after):
+    seed()
+    make_user("eddie", "editor")
+    csp_errors: list[str] = []
+    page.on("console", lambda msg: csp_errors.append(msg.text) if "Content Security Policy" in msg.text else None)
+    login(page, live_app, "eddie", "pw-eddie-1234")
+
+    count = page.locator(".result-count")
+    expect(count).to_contain_text("200 adapters")
+
+    # Live search (debounced) narrows the grid and lands in the URL.
+    page.get_by_label("Search", exact=True).fill("dragon")
+    expect(count).to_contain_text("40 adapters")
+    expect(page).to_have_url(re.compile(r"q=dragon"))
+    page.get_by_label("Search", exact=True).fill("")
+    expect(count).to_contain_text("200 adapters")
+
+    # Filter by tag, from its facet (the count is next to it).
+    facets = page.locator("#facets")
+    expect(facets.locator("label", has_text="anime")).to_be_visible()
+    facets.get_by_label("anime", exact=True).check()
+    expect(count).to_contain_text("50 adapters")
+    expect(page).to_have_url(re.compile(r"tag=anime"))
+
+    # Grid and list.
+    page.get_by_label("List", exact=True).check()
+    expect(page.locator("table.adapter-table")).to_be_visible()
+    page.get_by_label("Grid", exact=True).check()
+    expect(page.locator(".card-grid")).to_be_visible()
+
+    # Select three (one click, then a shift-click range), deactivate, undo.
+    boxes = page.locator("#adapter-results [data-select]")
+    boxes.nth(0).click()
+    boxes.nth(2).click(modifiers=["Shift"])
+    expect(page.locator("#selection-count")).to_have_text("3 selected on this page")
+    chosen = [int(boxes.nth(i).get_attribute("value")) for i in range(3)]
+    page.get_by_role("button", name="Deactivate", exact=True).click()
+    expect(page.locator("#feedback")).to_contain_text("3 adapters deactivated")
+    expect(page.locator("#adapter-results .badge.off")).to_have_count(3)
+    assert Adapter.objects.filter(pk__in=chosen, active=False).count() == 3
+    page.locator("#feedback").get_by_role("button", name="Undo").click()
+    expect(page.locator("#feedback")).to_contain_text("Undone: 3 adapters restored")
+    expect(page.locator("#adapter-results .badge.off")).to_have_count(0)
+    assert Adapter.objects.filter(pk__in=chosen, active=True).count() == 3
+
+    # Open one, edit its trigger words inline, and see them on its card.
+    first = Adapter.objects.get(pk=chosen[0])
+    page.locator(f"#adapter-{first.pk}-name a").click()
+    expect(page.locator(f"#adapter-{first.pk}-title")).to_contain_text(first.name)
+    section = page.locator(f"#adapter-{first.pk}-triggers")
+    section.get_by_role("link", name=re.compile("Edit")).click()
+    textarea = section.get_by_label("Trigger words")
+    textarea.fill("moonlit armor\nsilver visor")
+    section.get_by_role("button", name="Save").click()
+    expect(section.locator("code", has_text="moonlit armor")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "library-detail.png"), full_page=True)
+    page.get_by_role("link", name="Library", exact=True).first.click()
+    page.get_by_label("Search", exact=True).fill(first.name)
+    card = page.locator(f"#adapter-{first.pk}-card")
+    expect(card).to_contain_text("moonlit armor")
+    expect(card).to_contain_text("silver visor")
+
+    page.get_by_label("Search", exact=True).fill("")
+    expect(count).to_contain_text("200 adapters")
+    page.screenshot(path=str(ARTIFACTS / "library-grid.png"), full_page=False)
+    assert not csp_errors, csp_errors
+
+
+def test_select_all_matching_remove_with_confirmation_undo_and_copy(live_app, browser, idle_queues_after):
+    seed(60)
+    make_user("eddie", "editor")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_app)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        login(page, live_app, "eddie", "pw-eddie-1234")
+        page.get_by_label("Search", exact=True).fill("witch")
+        count = page.locator(".result-count")
+        expect(count).to_contain_text("15 adapters")
+
+        # Every match of the filter, not just the visible page.
+        page.get_by_label(re.compile(r"Select all 15 matching")).check()
+        expect(page.locator("#selection-count")).to_have_text("All 15 matching adapters selected")
+        page.get_by_label("Tags to add or remove").fill("spooky")
+        page.get_by_role("button", name="Add tags").click()
+        expect(page.locator("#feedback")).to_contain_text("15 tag links added (spooky)")
+        assert Adapter.objects.filter(tags__name="spooky").count() == 15
+        expect(page.locator("#adapter-results .tag-list").first).to_contain_text("spooky")  # the list refreshed
+
+        # Removing asks first; Cancel closes the question, Remove removes, Undo brings them back.
+        page.get_by_label(re.compile(r"Select all 15 matching")).check()
+        page.get_by_role("button", name="Remove from catalog…").click()
+        dialog = page.get_by_role("alertdialog")
+        expect(dialog).to_contain_text("Remove 15 adapters from the catalog?")
+        dialog.get_by_role("link", name="Cancel").click()
+        expect(dialog).to_have_count(0)
+        assert Adapter.objects.count() == 60
+        page.get_by_label(re.compile(r"Select all 15 matching")).check()
+        page.get_by_role("button", name="Remove from catalog…").click()
+        page.get_by_role("alertdialog").get_by_role("button", name="Remove 15 adapters").click()
+        expect(page.locator("#feedback")).to_contain_text("15 adapters removed from the catalog")
+        expect(count).to_contain_text("0 adapters")
+        assert Adapter.objects.count() == 45
+        page.locator("#feedback").get_by_role("button", name="Undo").click()
+        expect(count).to_contain_text("15 adapters")
+        assert Adapter.objects.filter(tags__name="spooky").count() == 15
+
+        # The detail page's copy button puts the prompt tag on the clipboard.
+        adapter = Adapter.objects.filter(name__contains="witch").order_by("name").first()
+        page.goto(f"{live_app}/library/{adapter.pk}/")
+        page.locator(f"#adapter-{adapter.pk}-prompt").get_by_role("button").click()
+        expect(page.locator(f"#adapter-{adapter.pk}-prompt button")).to_have_text("Copied")
+        assert (
+            page.evaluate("() => navigator.clipboard.readText()")
+            == f"<lora:{adapter.files.get().path.rsplit('/', 1)[1].removesuffix('.safetensors')}:1>"
+        )
+    finally:
+        context.close()

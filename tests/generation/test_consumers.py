@@ -1,0 +1,86 @@
+"""Generation websockets: who may connect, and what each event renders."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from generation.progress import JOB_GROUP, JOBS_GROUP, snapshot
+from lora_manager.asgi import application
+from tests.conftest import make_user
+from tests.generation.conftest import queue_job
+from tests.lora_manager.test_realtime import receive_until, session_headers
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.parametrize("path", ["/ws/generation/jobs/", "/ws/generation/jobs/1/"])
+def test_anonymous_and_foreign_origin_are_refused(client, viewer, redis_conn, path):
+    foreign_headers = session_headers(client, viewer, "http://evil.example")
+
+    async def scenario():
+        anonymous = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://127.0.0.1")])
+        connected, code = await anonymous.connect()
+        assert not connected and code == 4403
+        foreign = WebsocketCommunicator(application, path, headers=foreign_headers)
+        assert not (await foreign.connect())[0]
+
+    asyncio.run(scenario())
+
+
+def test_a_user_without_a_role_is_refused(client, redis_conn):
+    nobody = make_user("nobody", "viewer")
+    nobody.groups.clear()
+    headers = session_headers(client, nobody)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/generation/jobs/", headers=headers)
+        connected, code = await communicator.connect()
+        assert not connected and code == 4403
+
+    asyncio.run(scenario())
+
+
+def test_progress_events_render_the_fragment_and_status_events_reread_the_row(
+    client, editor, catalog, sdnext, redis_conn
+):
+    job = queue_job()
+    headers = session_headers(client, editor)
+
+    async def scenario():
+        detail = WebsocketCommunicator(application, f"/ws/generation/jobs/{job.pk}/", headers=headers)
+        listing = WebsocketCommunicator(application, "/ws/generation/jobs/", headers=headers)
+        assert (await detail.connect())[0] and (await listing.connect())[0]
+        initial = await detail.receive_from(timeout=5)
+        assert f'id="job-{job.pk}-panel"' in initial and "Cancel job" in initial  # editors may cancel
+        queue = await listing.receive_from(timeout=5)
+        assert 'id="generation-queue"' in queue and 'id="generation-recent"' in queue and "position 1" in queue
+        layer = get_channel_layer()
+        snap = snapshot(job.pk, "running", "Inference", 7, 20, 0.35, 4.2, 1, 1, "data:image/jpeg;base64,AAAA")
+        await layer.group_send(JOB_GROUP.format(pk=job.pk), {"type": "job.progress", "job": snap})
+        html = await detail.receive_from(timeout=5)
+        assert f'id="job-{job.pk}-progress"' in html and 'value="35"' in html and "step 7/20" in html
+        assert "about 4 s left" in html and f'id="job-{job.pk}-preview"' in html and "base64,AAAA" in html
+        await layer.group_send(JOBS_GROUP, {"type": "job.status", "job_id": job.pk})
+        await receive_until(listing, 'id="generation-queue"')
+        await detail.disconnect()
+        await listing.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_viewers_get_no_cancel_button(client, viewer, catalog, sdnext, redis_conn):
+    job = queue_job()
+    headers = session_headers(client, viewer)
+
+    async def scenario():
+        detail = WebsocketCommunicator(application, f"/ws/generation/jobs/{job.pk}/", headers=headers)
+        assert (await detail.connect())[0]
+        initial = await detail.receive_from(timeout=5)
+        assert "Queued" in initial and "Cancel job" not in initial
+        await detail.disconnect()
+
+    asyncio.run(scenario())
