@@ -43,6 +43,13 @@
     lastClicked = box;
   });
 
+  // The search box already refreshes the results on input; its "change" (fired when it loses focus,
+  // e.g. on clicking "select all") must not reach the filter form, or the refresh would wipe the
+  // selection just made.
+  document.addEventListener("change", (event) => {
+    if (event.target.matches("[data-search]")) event.stopPropagation();
+  }, true);
+
   document.addEventListener("change", (event) => {
     const target = event.target;
     if (target.matches("[data-select-page]")) {
