@@ -64,13 +64,13 @@ class BaseModel(models.TextChoices):
 
 
 class NetworkType(models.TextChoices):
-    LORA = "LoRA"
-    LOCON = "LoCon"
-    LOHA = "LoHa"
-    LOKR = "LoKr"
-    DORA = "DoRA"
-    OFT = "OFT"
-    OTHER = "Other"
+    LORA = "LoRA", "LoRA"
+    LOCON = "LoCon", "LoCon"
+    LOHA = "LoHa", "LoHa"
+    LOKR = "LoKr", "LoKr"
+    DORA = "DoRA", "DoRA"
+    OFT = "OFT", "OFT"
+    OTHER = "Other", "Other"
 
 
 class AdapterStatus(models.TextChoices):
