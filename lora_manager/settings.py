@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "generation",
     "recommendations",
     "archive",
+    "api",
 ]
 
 MIDDLEWARE = [
