@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_token_is_stored_hashed_and_shown_once(editor):
-    token, plaintext = tokens.create(editor, "  my   script ")
+    _, plaintext = tokens.create(editor, "  my   script ")
     assert plaintext.startswith("lm_") and len(plaintext) > 40
     row = ApiToken.objects.get()
     assert row.name == "my script"
