@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "lora_manager.middleware.ContentSecurityPolicyMiddleware",
+    "api.middleware.JsonErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "lora_manager.urls"

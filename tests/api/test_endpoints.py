@@ -226,3 +226,10 @@ def test_session_auth_enforces_csrf(editor, catalog):
 def test_api_never_redirects_to_the_login_page(db):
     response = ApiClient().get("/api/v1/adapters")
     assert response.status_code == 401 and response.json()["detail"].startswith("Authentication required")
+
+
+def test_unknown_paths_and_methods_answer_json(viewer_api):
+    missing = viewer_api.get("/api/v1/nothing-here")
+    assert missing.status_code == 404 and "No API endpoint" in missing.json()["detail"]
+    wrong_method = viewer_api.client.delete("/api/v1/adapters", headers=viewer_api.headers)
+    assert wrong_method.status_code == 405 and "DELETE is not allowed" in wrong_method.json()["detail"]
