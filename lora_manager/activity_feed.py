@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from django.urls import reverse
+from django.utils import timezone
 
 from adapters.models import ScanRun
 from generation.models import GenerationJob, JobStatus
@@ -22,6 +23,7 @@ def _event(kind: str, at: datetime | None, title: str, status: str, detail: str 
     return {
         "kind": kind,
         "at": at.isoformat() if at else None,
+        "when": timezone.localtime(at).strftime("%Y-%m-%d %H:%M") if at else "",
         "title": title,
         "status": status,
         "detail": detail[:300],

@@ -55,9 +55,10 @@ def stacked_days(per_day: list[dict[str, Any]], chart_id: str = "chart-generatio
                 f'width="{bar:.1f}" height="{height:.1f}"><title>{escape(row["date"])}: {count} {label.lower()}'
                 "</title></rect>"
             )
-        if index % 7 == len(per_day) % 7 or index == len(per_day) - 1:
+        if index % 7 == (len(per_day) - 1) % 7:
+            anchor = "end" if index == len(per_day) - 1 else "middle"
             parts.append(
-                f'<text class="chart-axis" x="{x + bar / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle">'
+                f'<text class="chart-axis" x="{x + bar:.1f}" y="{HEIGHT - 6}" text-anchor="{anchor}">'
                 f"{escape(row['date'][5:])}</text>"
             )
     parts.append("</svg>")
@@ -66,7 +67,7 @@ def stacked_days(per_day: list[dict[str, Any]], chart_id: str = "chart-generatio
 
 def bars(rows: list[dict[str, Any]], chart_id: str, label_key: str = "label", value_key: str = "count") -> SafeString:
     """Horizontal bars (a breakdown such as adapters per base model), largest first."""
-    row_h, label_w, width = 22, 110, 420
+    row_h, label_w, width = 26, 90, 300
     height = max(len(rows), 1) * row_h
     peak = max([row[value_key] for row in rows] + [1])
     parts = [
@@ -78,11 +79,11 @@ def bars(rows: list[dict[str, Any]], chart_id: str, label_key: str = "label", va
         y = index * row_h
         length = (width - label_w - 50) * row[value_key] / peak
         label, value = escape(str(row[label_key])), row[value_key]
-        parts.append(f'<text class="chart-label" x="{label_w - 6}" y="{y + 15}" text-anchor="end">{label}</text>')
+        parts.append(f'<text class="chart-label" x="{label_w - 6}" y="{y + 18}" text-anchor="end">{label}</text>')
         parts.append(
-            f'<rect class="chart-bar chart-accent" x="{label_w}" y="{y + 3}" width="{max(length, 1):.1f}" height="16">'
+            f'<rect class="chart-bar chart-accent" x="{label_w}" y="{y + 4}" width="{max(length, 1):.1f}" height="18">'
             f"<title>{label}: {value}</title></rect>"
         )
-        parts.append(f'<text class="chart-value" x="{label_w + length + 6:.1f}" y="{y + 15}">{value}</text>')
+        parts.append(f'<text class="chart-value" x="{label_w + length + 6:.1f}" y="{y + 18}">{value}</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - labels escaped, the rest numbers
