@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "recommendations",
     "archive",
     "api",
+    "ninja",  # serves the API docs' Swagger UI from our static files (the CSP allows no CDN)
 ]
 
 MIDDLEWARE = [

@@ -204,7 +204,9 @@ def test_openapi_schema_is_published(viewer_api):
     paths = schema["paths"]
     for path in ("/api/v1/adapters", "/api/v1/adapters/bulk", "/api/v1/generation/jobs", "/api/v1/status"):
         assert path in paths
-    assert "BearerAuth" in str(schema["components"]["securitySchemes"]) or schema["components"]["securitySchemes"]
+    assert schema["components"]["securitySchemes"]
+    docs = Client().get("/api/v1/docs").content.decode()
+    assert "/static/ninja/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()  # the CSP allows no CDN
 
 
 # --- session auth -----------------------------------------------------------------------------------
