@@ -172,3 +172,17 @@ def test_suggestion_acceptance_is_recorded(client, seeded):
     assert ok.status_code == 204 and SuggestionAcceptance.objects.count() == 1
     assert client.post("/suggestions/accepted", {"adapter": "x", "kind": "prompt"}).status_code == 400
     assert client.post("/suggestions/accepted", {"adapter": "999999", "kind": "adapter"}).status_code == 404
+
+
+def test_add_to_composition_button_reports_the_acceptance(seeded):
+    from django.template.loader import render_to_string
+
+    from recommendations.ranking import Results, Suggestion
+
+    s = Suggestion(seeded["used"].pk, "used a lot", "", "SDXL", 0.9, 0.9, True, [], 0, "<lora:used:1>")
+    html = render_to_string(
+        "recommendations/_suggestion.html",
+        {"s": s, "results": Results(kind="prompt", context="a knight"), "add_button": True},
+    )
+    assert 'hx-post="/suggestions/accepted"' in html
+    assert f'"adapter": "{seeded["used"].pk}"' in html and '"kind": "prompt"' in html
