@@ -119,3 +119,15 @@ def test_check_worker_refuses_bad_arguments(redis_conn):
         call_command("check_worker", "--queue", "nope")
     with pytest.raises(CommandError, match="positive"):
         call_command("check_worker", "--timeout", "0")
+
+
+def test_registered_worker_is_listed(redis_conn, settings):
+    settings.SDNEXT_BACKENDS = {"default": {"URL": "", "USER": "", "PASSWORD": ""}}
+    worker = InProcessWorker([django_rq.get_queue("default")], connection=redis_conn)
+    worker.register_birth()
+    try:
+        rq = system_status.rq_status()
+    finally:
+        worker.register_death()
+    assert rq["ok"] and rq["workers"][0]["name"] == worker.name and rq["workers"][0]["queues"] == ["default"]
+    assert rq["dashboard_url"] == "/admin/rq/"
