@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 from django.db import transaction
-from django.http import HttpRequest, QueryDict
+from django.http import Http404, HttpRequest, QueryDict
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router
 from ninja.errors import HttpError
@@ -97,6 +97,8 @@ def list_adapters(
 
 
 def _adapter(pk: int) -> Adapter:
+    if pk > schemas.MAX_ID:
+        raise Http404(f"No adapter {pk}.")
     return get_object_or_404(Adapter.objects.prefetch_related("tags", "files"), pk=pk)
 
 

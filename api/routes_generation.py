@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.core.paginator import Paginator
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from ninja import Query, Router
@@ -41,6 +41,12 @@ def job_out(job: GenerationJob) -> dict:
         for image in job.images.all()
     ]
     return data
+
+
+def _job_or_404(queryset, pk: int) -> GenerationJob:
+    if pk > schemas.MAX_ID:
+        raise Http404(f"No generation job {pk}.")
+    return get_object_or_404(queryset, pk=pk)
 
 
 def _jobs():
@@ -90,14 +96,14 @@ def list_jobs(
 @router.get("/generation/jobs/{int:job_id}", response={200: schemas.JobOut, 404: schemas.Error})
 def get_job(request: HttpRequest, job_id: int):
     require(request, VIEW, "see generation jobs")
-    return job_out(get_object_or_404(_jobs(), pk=job_id))
+    return job_out(_job_or_404(_jobs(), job_id))
 
 
 @router.post("/generation/jobs/{int:job_id}/cancel", response={200: schemas.CancelOut, 404: schemas.Error})
 def cancel_job(request: HttpRequest, job_id: int):
     """Take a queued job out of its queue or ask SD.Next to stop the running one (as the Cancel button)."""
     require(request, CHANGE, "cancel generations")
-    job = get_object_or_404(GenerationJob, pk=job_id)
+    job = _job_or_404(GenerationJob.objects.all(), job_id)
     message = submitting.cancel(job.pk)
     job.refresh_from_db()
     return {"id": job.pk, "status": job.status, "message": message}

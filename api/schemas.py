@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
 from pydantic import ConfigDict, Field
@@ -12,6 +12,9 @@ from adapters.forms import MAX_TAGS, MAX_TRIGGER_WORDS, WEIGHT_LIMIT
 from adapters.gallery import MAX_PAGE
 from adapters.models import BaseModel
 from generation import composer
+
+MAX_ID = 2**63 - 1  # the largest id a database column holds; bigger numbers are a 422, not an overflow
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class Strict(Schema):
@@ -99,7 +102,7 @@ class BulkIn(Strict):
     action: Literal[
         "activate", "deactivate", "favorite", "unfavorite", "add_tags", "remove_tags", "set_base_model", "remove"
     ]
-    ids: list[int] | None = Field(None, max_length=100_000, description="adapter ids; or give `filter`")
+    ids: list[Id] | None = Field(None, max_length=100_000, description="adapter ids; or give `filter`")
     filter: str | None = Field(
         None, max_length=4000, description="a gallery query string (e.g. 'unused=never&active=1'): every match"
     )
@@ -136,7 +139,7 @@ class SuggestionsOut(Schema):
 
 
 class LoraIn(Strict):
-    adapter_id: int = Field(..., ge=1)
+    adapter_id: int = Field(..., ge=1, le=MAX_ID)
     weight: float = Field(1.0, ge=composer.WEIGHT[0], le=composer.WEIGHT[1])
     triggers: bool = True
     negative: bool = False

@@ -235,3 +235,11 @@ def test_unknown_paths_and_methods_answer_json(viewer_api):
     assert missing.status_code == 404 and "No API endpoint" in missing.json()["detail"]
     wrong_method = viewer_api.client.delete("/api/v1/adapters", headers=viewer_api.headers)
     assert wrong_method.status_code == 405 and "DELETE is not allowed" in wrong_method.json()["detail"]
+
+
+def test_huge_ids_are_client_errors(editor_api, catalog):
+    huge = 10**30
+    assert editor_api.get(f"/api/v1/adapters/{huge}").status_code == 404
+    assert editor_api.get(f"/api/v1/generation/jobs/{huge}").status_code == 404
+    bulk = editor_api.post("/api/v1/adapters/bulk", {"action": "activate", "ids": [huge]})
+    assert bulk.status_code == 422
