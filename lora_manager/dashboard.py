@@ -11,11 +11,12 @@ import statistics
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db import connection
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate
+from django.http import QueryDict
 from django.utils import timezone
 
+from adapters import facets, gallery
 from adapters.models import Adapter, AdapterFile, BaseModel, FileStatus, LibraryRoot, NetworkType
 from generation.models import GenerationJob, JobStatus
 
@@ -43,19 +44,26 @@ def _adapter_row(adapter: Adapter) -> dict[str, Any]:
     }
 
 
-def _duplicates() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM adapters_duplicate")
-        return int(cursor.fetchone()[0])
+def _catalog_counts(querystring: str = "") -> facets.Counts:
+    """Counts from the gallery's facet columns (read once per catalog version): the dashboard's numbers
+    and the gallery's are then the same by construction, and cost no table scan at 100k adapters."""
+    query = gallery.parse(QueryDict(querystring))
+    return facets.counts(query, None)
+
+
+def _first_ids(querystring: str, sort: str, limit: int = LIST_LIMIT) -> list[Adapter]:
+    query = gallery.parse(QueryDict(querystring))
+    raw = facets.counts(query, None)
+    ids = facets.page_ids(raw, sort, gallery.order_sql(sort), 0, limit) if raw.total else []
+    rows = Adapter.objects.in_bulk(ids)
+    return [rows[pk] for pk in ids if pk in rows]
 
 
 def library() -> dict[str, Any]:
     """Totals, breakdowns, storage per library root, files needing attention and the newest adapters."""
-    totals = Adapter.objects.aggregate(
-        total=Count("id"), active=Count("id", filter=Q(active=True)), issues=Count("id", filter=Q(has_issues=True))
-    )
-    by_base = dict(Adapter.objects.values_list("base_model").annotate(n=Count("id")).order_by())
-    by_type = dict(Adapter.objects.values_list("network_type").annotate(n=Count("id")).order_by())
+    raw = _catalog_counts()
+    cube = raw.cube
+    active = cube["active"][True]
     files = dict(AdapterFile.objects.values_list("status").annotate(n=Count("id")).order_by())
     stored = {
         root_id: (size or 0, n)
@@ -75,20 +83,19 @@ def library() -> dict[str, Any]:
         }
         for root in LibraryRoot.objects.order_by("path")
     ]
-    recent = Adapter.objects.order_by("-created_at", "-id")[:LIST_LIMIT]
     return {
-        "total": totals["total"],
-        "active": totals["active"],
-        "inactive": totals["total"] - totals["active"],
-        "by_base_model": _labels(list(BaseModel.choices), by_base),
-        "by_network_type": _labels([(v, v) for v in NetworkType.values], by_type),
+        "total": raw.total,
+        "active": active,
+        "inactive": raw.total - active,
+        "by_base_model": _labels(list(BaseModel.choices), dict(cube["base"])),
+        "by_network_type": _labels([(v, v) for v in NetworkType.values], dict(cube["type"])),
         "roots": roots,
         "storage_bytes": sum(root["bytes"] for root in roots),
         "missing_files": files.get(FileStatus.MISSING, 0),
         "offline_files": files.get(FileStatus.OFFLINE, 0),
-        "with_issues": totals["issues"],
-        "duplicates": _duplicates(),
-        "recently_added": [_adapter_row(a) for a in recent],
+        "with_issues": cube["status"]["issues"],
+        "duplicates": raw.duplicates,
+        "recently_added": [_adapter_row(a) for a in _first_ids("", "-added")],
     }
 
 
@@ -141,9 +148,9 @@ def usage(days: int = USAGE_DAYS, now: datetime | None = None) -> dict[str, Any]
     outcomes = {status: sum(row[status] for row in per_day) for status in OUTCOMES}
     finished = outcomes[JobStatus.SUCCEEDED] + outcomes[JobStatus.FAILED]
     most_used = Adapter.objects.filter(usage_count__gt=0).order_by("-usage_count", "id")[:LIST_LIMIT]
-    never = Adapter.objects.filter(usage_count=0, last_used_at__isnull=True, active=True)
-    cutoff = now - timedelta(days=LONG_UNUSED_DAYS)
-    long_unused = Adapter.objects.filter(last_used_at__lt=cutoff, active=True)
+    never_query, long_query = "unused=never&active=1", f"unused={LONG_UNUSED_DAYS}&active=1"
+    cutoff = gallery.unused_cutoff(str(LONG_UNUSED_DAYS))
+    long_unused = Adapter.objects.filter(last_used_at__lt=cutoff, active=True)  # used once, then not since
     return {
         "days": days,
         "per_day": per_day,
@@ -153,13 +160,14 @@ def usage(days: int = USAGE_DAYS, now: datetime | None = None) -> dict[str, Any]
         "success_rate": round(outcomes[JobStatus.SUCCEEDED] / finished, 4) if finished else None,
         "median_seconds_per_image": _median_seconds_per_image(since),
         "most_used": [_adapter_row(a) for a in most_used],
-        "never_used_count": never.count(),
-        "never_used": [_adapter_row(a) for a in never.order_by("created_at", "id")[:LIST_LIMIT]],
-        "never_used_query": "unused=never&active=1",
+        # Counts and lists as the linked gallery filters show them (never used = no generation ever).
+        "never_used_count": _catalog_counts(never_query).total,
+        "never_used": [_adapter_row(a) for a in _first_ids(never_query, "added")],
+        "never_used_query": never_query,
         "long_unused_days": LONG_UNUSED_DAYS,
         "long_unused_count": long_unused.count(),
         "long_unused": [_adapter_row(a) for a in long_unused.order_by("last_used_at", "id")[:LIST_LIMIT]],
-        "long_unused_query": f"unused={LONG_UNUSED_DAYS}&active=1",
+        "long_unused_query": long_query,
         "best_rated": best_rated_loras(),
     }
 
