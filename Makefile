@@ -6,7 +6,7 @@ PORT ?= 8000
 SDNEXT_PORT ?= 7861
 BENCH ?=
 
-.PHONY: run test demo bench lint format install install-dev clean
+.PHONY: run test demo bench lint format install install-dev clean fuzz
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,3 +43,8 @@ format: install-dev
 
 clean:
 	rm -rf data/test data/staticfiles
+
+# Schema-driven fuzzing of the JSON API (schemathesis against /api/v1/openapi.json): no request may get a 5xx.
+FUZZ_EXAMPLES ?= 200
+fuzz: install-dev
+	LORA_MANAGER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m lora_manager.launcher test tests/api/test_fuzz.py -p no:warnings

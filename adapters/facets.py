@@ -268,6 +268,7 @@ def side_sql(query, tag_ids: list[int] | None) -> tuple[str, list] | None:
     resolving it never reads an adapter row. ``tag_ids`` are the ids of the query's tags (None: no tag filter).
     """
     from adapters import search
+    from adapters.gallery import unused_cutoff
 
     parts: list[str] = []
     params: list = []
@@ -292,6 +293,14 @@ def side_sql(query, tag_ids: list[int] | None) -> tuple[str, list] | None:
         params += query.roots
     if query.duplicates:
         parts.append("SELECT adapter_id FROM adapters_duplicate")
+    if query.unused:
+        # Served by the (last_used_at, id) index: never reads a wide adapter row.
+        sql = "SELECT id FROM adapters_adapter WHERE last_used_at IS NULL"
+        cutoff = unused_cutoff(query.unused)
+        if cutoff is not None:
+            sql += " OR last_used_at < %s"
+            params.append(cutoff)
+        parts.append(sql)
     if not parts:
         return None
     return " INTERSECT ".join(parts), params

@@ -11,12 +11,14 @@ Counts come from ``adapters.facets`` too. No catalog row is loaded into Python t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.http import QueryDict
 from django.urls import reverse
+from django.utils import timezone
 
 from adapters import facets
 from adapters.bulk_edit import normalize_tag
@@ -27,6 +29,7 @@ MAX_PAGE = 100_000
 MAX_QUERY_LENGTH = 200
 MAX_TAG_FILTERS = 20
 ROOT_FACET_LIMIT = 50
+MAX_UNUSED_DAYS = 36_500
 
 # key -> (label, ORDER BY). Each has an index that yields it in order (see models.Adapter.Meta and
 # derived/search for PostgreSQL's NULLS LAST ones); NULLs sort last in both engines.
@@ -85,6 +88,7 @@ class GalleryQuery:
     status: list[str] = field(default_factory=list)
     roots: list[int] = field(default_factory=list)
     duplicates: bool = False
+    unused: str = ""  # "never" (never generated with) or a number of days without use (never used included)
     sort: str = DEFAULT_SORT
     page: int = 1
     notices: list[str] = field(default_factory=list)
@@ -102,6 +106,7 @@ class GalleryQuery:
             "status": self.status,
             "root": [str(r) for r in self.roots],
             "dup": "1" if self.duplicates else "",
+            "unused": self.unused,
             "sort": "" if self.sort == DEFAULT_SORT else self.sort,
             "page": "",
         }
@@ -121,8 +126,17 @@ class GalleryQuery:
         return bool(self.params(sort="", tag_mode=""))
 
     def filter_key(self) -> tuple:
-        """What the set of matches depends on (not sort, page or notices)."""
-        return tuple(self.params(sort="", tag_mode=self.tag_mode))
+        """What the set of matches depends on (not sort, page or notices; "unused for N days" also on the date)."""
+        cutoff = unused_cutoff(self.unused)
+        return (*self.params(sort="", tag_mode=self.tag_mode), cutoff.isoformat() if cutoff else "")
+
+
+def unused_cutoff(unused: str) -> datetime | None:
+    """For ``unused=<days>``: the start of the day that many days ago (whole days, so counts can be cached)."""
+    if not unused.isdigit():
+        return None
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=int(unused))
 
 
 def printable(value: str) -> str:
@@ -191,6 +205,11 @@ def parse(params: QueryDict) -> GalleryQuery:
     query.duplicates = dup == "1"
     if dup not in ("", "0", "1"):
         notices.append(f"The duplicates filter takes 1, not “{dup[:40]}”; ignored.")
+    unused = params.get("unused", "")
+    if unused == "never" or (unused.isdigit() and 1 <= int(unused) <= MAX_UNUSED_DAYS):
+        query.unused = unused if unused == "never" else str(int(unused))
+    elif unused:
+        notices.append(f"The unused filter takes “never” or a number of days, not “{unused[:40]}”; ignored.")
     sort = params.get("sort", "") or DEFAULT_SORT
     if sort in SORTS:
         query.sort = sort

@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "generation",
     "recommendations",
     "archive",
+    "api",
+    "ninja",  # serves the API docs' Swagger UI from our static files (the CSP allows no CDN)
 ]
 
 MIDDLEWARE = [
@@ -74,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "lora_manager.middleware.ContentSecurityPolicyMiddleware",
+    "api.middleware.JsonErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "lora_manager.urls"

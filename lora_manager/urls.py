@@ -4,13 +4,13 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from lora_manager import views
+from lora_manager import dashboard_views, views
 
 admin.site.site_header = "LoRA Manager administration"
 admin.site.site_title = "LoRA Manager admin"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="adapters:library", permanent=False), name="home"),
+    path("", dashboard_views.home, name="home"),
     path("favicon.ico", login_not_required(RedirectView.as_view(url="/static/icons/icon-192.png")), name="favicon"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
@@ -23,4 +23,8 @@ urlpatterns = [
     path("library/", include("adapters.urls")),
     path("recommendations/", include("recommendations.urls")),
     path("generate/", include("generation.urls")),
+    path("status/", dashboard_views.status_page, name="system_status"),
+    path("status.json", dashboard_views.status_json, name="status_json"),
+    path("suggestions/accepted", dashboard_views.suggestion_accepted, name="suggestion_accepted"),
+    path("api/", include("api.urls")),
 ]

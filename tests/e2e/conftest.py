@@ -167,4 +167,5 @@ def login(page, live_app: str, username: str, password: str) -> None:
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{live_app}/library/")
+    page.wait_for_url(f"{live_app}/")  # the dashboard is the home page
+    page.goto(f"{live_app}/library/")

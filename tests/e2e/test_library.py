@@ -127,6 +127,10 @@ def test_select_all_matching_remove_with_confirmation_undo_and_copy(live_app, br
         page.get_by_label("Search", exact=True).fill("witch")
         count = page.locator(".result-count")
         expect(count).to_contain_text("15 adapters")
+        # Leaving the search box fires "change", which re-queries the gallery (and re-renders the results,
+        # clearing any selection): let that happen before selecting.
+        page.get_by_label("Search", exact=True).blur()
+        page.wait_for_load_state("networkidle")
 
         # Every match of the filter, not just the visible page.
         page.get_by_label(re.compile(r"Select all 15 matching")).check()

@@ -4,11 +4,13 @@ add one to the composition, and see an adapter's similar LoRAs on its page."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
 
 from adapters.models import Adapter, Tag
+from lora_manager.models import SuggestionAcceptance
 from recommendations import index
 from tests.conftest import make_user
 from tests.e2e.conftest import login
@@ -87,3 +89,8 @@ def test_editor_embeds_the_library_then_gets_loras_for_a_prompt_and_similar_ones
     composer_suggestions.first.get_by_role("button", name="Add to composition").click()
     expect(page.locator("#composer-loras [data-lora-row]")).to_have_count(1)
     expect(page.locator("#composer-preview")).to_contain_text("<lora:", timeout=10_000)
+    # Each "Add to composition" also counted as an accepted suggestion (the dashboard's figure).
+    deadline = time.monotonic() + 10
+    while SuggestionAcceptance.objects.count() < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert SuggestionAcceptance.objects.filter(kind="prompt").count() == 2

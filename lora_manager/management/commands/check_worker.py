@@ -2,6 +2,7 @@ import secrets
 import time
 
 import django_rq
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from lora_manager.tasks import heartbeat
@@ -15,9 +16,14 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=10.0)
 
     def handle(self, *args, **options):
+        if options["queue"] not in settings.RQ_QUEUES:
+            raise CommandError(f"unknown queue '{options['queue']}': use one of {', '.join(settings.RQ_QUEUES)}")
+        if options["timeout"] <= 0:
+            raise CommandError("--timeout must be a positive number of seconds")
         token = secrets.token_hex(8)
         try:
-            queue = django_rq.get_queue(options["queue"])
+            # "auto": enqueue now even inside a transaction; the heartbeat needs no database row.
+            queue = django_rq.get_queue(options["queue"], commit_mode="auto")
             job = queue.enqueue(heartbeat, 0, token, result_ttl=60, ttl=int(options["timeout"]) + 5)
         except Exception as exc:
             raise CommandError(f"cannot reach Redis to enqueue a job: {exc}") from exc

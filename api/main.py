@@ -1,0 +1,27 @@
+"""The NinjaAPI instance: version 1 of the JSON API, its auth, its error shape and its routers."""
+
+from __future__ import annotations
+
+from ninja import NinjaAPI
+
+from api import errors
+from api.auth import AUTH
+from api.routes_adapters import router as adapters_router
+from api.routes_generation import router as generation_router
+from api.routes_system import router as system_router
+
+api = NinjaAPI(
+    title="LoRA Manager API",
+    version="1",
+    description=(
+        "Authenticate with a personal token (`Authorization: Bearer lm_...`, made on /api/tokens/ or with "
+        "`manage.py create_api_token USER`) or with the browser session (send X-CSRFToken on writes). "
+        'Errors are JSON: `{"detail": "..."}`.'
+    ),
+    auth=AUTH,
+    urls_namespace="api-v1",
+)
+errors.install(api)
+api.add_router("", adapters_router)
+api.add_router("", generation_router)
+api.add_router("", system_router)

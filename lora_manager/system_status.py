@@ -1,0 +1,235 @@
+"""Is everything running? Database, Redis, RQ, each SD.Next backend, GPU, embeddings, disks, schedules.
+
+Every check answers quickly and never raises: a service that is down is reported with a message a
+person can act on (what is down, at which address). The status page, the staff JSON
+(``/status.json``) and ``GET /api/v1/status`` all call ``collect``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from rq import Queue, Worker
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
+from lora_manager.views import check_database, redis_connection
+
+
+def redis_status() -> dict[str, Any]:
+    try:
+        connection = redis_connection()
+        connection.ping()
+        memory = connection.info("memory")
+        server = connection.info("server")
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return {"ok": False, "error": f"Redis unreachable at {settings.REDIS_URL}: {exc}"}
+    return {
+        "ok": True,
+        "version": server.get("redis_version", ""),
+        "used_memory_bytes": memory.get("used_memory", 0),
+        "used_memory_human": memory.get("used_memory_human", ""),
+        "maxmemory_bytes": memory.get("maxmemory", 0),
+    }
+
+
+def rq_status() -> dict[str, Any]:
+    """Workers and, per queue, how many jobs wait, run and failed (link: the django-rq dashboard)."""
+    try:
+        connection = redis_connection()
+        workers = Worker.all(connection=connection)
+        queues = []
+        for name in settings.RQ_QUEUES:
+            queue = Queue(name, connection=connection)
+            queues.append(
+                {
+                    "name": name,
+                    "queued": queue.count,
+                    "started": StartedJobRegistry(queue=queue).count,
+                    "failed": FailedJobRegistry(queue=queue).count,
+                    "scheduled": ScheduledJobRegistry(queue=queue).count,
+                }
+            )
+        worker_rows = [
+            {
+                "name": w.name,
+                "state": w.get_state(),
+                "queues": w.queue_names(),
+                "current_job": w.get_current_job_id() or "",
+            }
+            for w in workers
+        ]
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "error": f"cannot read the queues: {exc}", "workers": [], "queues": []}
+    problem = "" if workers else "No RQ worker is running: start one with 'python manage.py run_worker'."
+    return {
+        "ok": bool(workers),
+        "error": problem,
+        "workers": sorted(worker_rows, key=lambda w: w["name"]),
+        "queues": queues,
+        "dashboard_url": "/admin/rq/",
+    }
+
+
+def backend_status(name: str) -> dict[str, Any]:
+    """One SD.Next backend: reachable, version, loaded checkpoint, busy or idle and current progress."""
+    from generation import backends
+    from generation.sdnext import SDNextError
+
+    try:
+        backend = backends.require(name)
+    except backends.BackendNotConfigured as exc:
+        return {"name": name, "ok": False, "configured": False, "error": str(exc)}
+    api = backends.client(backend, read_timeout=3.0, retries=0)
+    try:
+        version = api.version()
+        checkpoint = api.current_checkpoint()
+        progress = api.progress()
+    except SDNextError as exc:
+        return {"name": name, "ok": False, "configured": True, "url": backend.url, "error": str(exc)}
+    state = progress.get("state") if isinstance(progress.get("state"), dict) else {}
+    busy = bool(state.get("job")) or float(progress.get("progress") or 0) > 0
+    return {
+        "name": name,
+        "ok": True,
+        "configured": True,
+        "url": backend.url,
+        "version": version,
+        "checkpoint": checkpoint.get("title") or checkpoint.get("model_name") or checkpoint.get("name") or "",
+        "busy": busy,
+        "progress": float(progress.get("progress") or 0),
+        "job": str(state.get("job") or ""),
+        "eta_seconds": progress.get("eta_relative"),
+        "error": "",
+    }
+
+
+def gpu_status() -> dict[str, Any]:
+    """The CUDA device and its memory, or "CPU only" (torch is imported once per process, on first ask)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a requirement
+        return {"cuda": False, "summary": "CPU only (torch is not installed)"}
+    if not torch.cuda.is_available():
+        return {"cuda": False, "summary": "CPU only"}
+    free, total = torch.cuda.mem_get_info()
+    name = torch.cuda.get_device_name(0)
+    return {
+        "cuda": True,
+        "device": name,
+        "memory_used_bytes": total - free,
+        "memory_total_bytes": total,
+        "summary": name,
+    }
+
+
+def embedding_status() -> dict[str, Any]:
+    from recommendations import status
+
+    overview = status.overview()
+    run = overview.get("run")
+    return {
+        "ok": overview["ready"],
+        "model": overview["model"],
+        "index": overview["index"],
+        "stale_index": overview["stale_index"],
+        "embedded": overview["embedded"],
+        "adapters": overview["adapters"],
+        "problem": overview["unavailable"] or "",
+        "last_run": {"id": run.pk, "status": run.status, "message": run.message} if run else None,
+    }
+
+
+def backup_dir() -> Path:
+    """Where backups go: LORA_MANAGER_BACKUP_DIR once the archive app defines it, else data/backups."""
+    return Path(getattr(settings, "BACKUP_DIR", settings.DATA_DIR / "backups"))
+
+
+def _disk(label: str, path: Path) -> dict[str, Any]:
+    probe = path
+    while not probe.exists() and probe != probe.parent:  # a directory not made yet: its volume
+        probe = probe.parent
+    try:
+        usage = shutil.disk_usage(probe)
+    except OSError as exc:
+        return {"label": label, "path": str(path), "ok": False, "error": str(exc)}
+    return {
+        "label": label,
+        "path": str(path),
+        "ok": True,
+        "exists": path.exists(),
+        "free_bytes": usage.free,
+        "total_bytes": usage.total,
+    }
+
+
+def disk_status() -> list[dict[str, Any]]:
+    from adapters.models import LibraryRoot
+
+    paths = [("data", Path(settings.DATA_DIR))]
+    library = {str(p) for p in settings.LIBRARY_DIRS} | set(LibraryRoot.objects.values_list("path", flat=True))
+    paths += [("library", Path(p)) for p in sorted(library)]
+    paths.append(("backups", backup_dir()))
+    return [_disk(label, path) for label, path in paths]
+
+
+def _next_scheduled(prefix: str) -> str | None:
+    connection = redis_connection()
+    registry = ScheduledJobRegistry(queue=Queue("default", connection=connection))
+    times = [
+        registry.get_scheduled_time(job_id)
+        for job_id in registry.get_job_ids()
+        if job_id.startswith(prefix) and registry.get_expiration_time(job_id) is not None
+    ]
+    return min(times).astimezone(UTC).isoformat() if times else None
+
+
+def schedule_status() -> dict[str, Any]:
+    """Last and next periodic rescan and backup (the next ones are RQ scheduled jobs)."""
+    from adapters.models import ScanRun
+    from adapters.tasks import PERIODIC_RESCAN_PREFIX
+
+    last_scan = ScanRun.objects.exclude(finished_at__isnull=True).order_by("-finished_at").first()
+    result: dict[str, Any] = {
+        "rescan": {
+            "interval_minutes": settings.RESCAN_INTERVAL_MINUTES,
+            "last": last_scan.finished_at.isoformat() if last_scan else None,
+            "last_status": last_scan.status if last_scan else None,
+            "next": None,
+        },
+        "backup": {"last": None, "next": None, "note": "Backups are not set up yet (the archive app brings them)."},
+    }
+    try:
+        result["rescan"]["next"] = _next_scheduled(PERIODIC_RESCAN_PREFIX)
+        result["backup"]["next"] = _next_scheduled("periodic-backup-")
+    except Exception as exc:  # noqa: BLE001
+        result["error"] = f"cannot read the schedule from Redis: {exc}"
+    return result
+
+
+def collect(include_backends: bool = True) -> dict[str, Any]:
+    """Every check; ``ok`` is false when the database, Redis, the workers or a configured backend is down."""
+    from generation import backends
+
+    database = check_database()
+    redis = redis_status()
+    rq = rq_status() if redis["ok"] else {"ok": False, "error": "Redis is down", "workers": [], "queues": []}
+    sdnext = [backend_status(name) for name in backends.names()] if include_backends else []
+    failing = [name for name, part in (("database", database), ("redis", redis), ("rq", rq)) if not part["ok"]]
+    failing += [f"sdnext:{b['name']}" for b in sdnext if b.get("configured") and not b["ok"]]
+    return {
+        "ok": not failing,
+        "failing": failing,
+        "checked_at": datetime.now(UTC).isoformat(),
+        "database": database,
+        "redis": redis,
+        "rq": rq,
+        "sdnext": sdnext,
+        "gpu": gpu_status(),
+        "embeddings": embedding_status(),
+        "disks": disk_status(),
+        "schedule": schedule_status(),
+    }
