@@ -20,7 +20,8 @@ from generation.models import RatedLora
 
 RATINGS_SOURCE = "ratings"
 PRIOR = 0.5  # a bucket's score is pulled toward "neutral" by one imaginary rating
-RANGE_SLACK = 0.1  # neighbouring weights within this of the best score belong to the best range
+RANGE_SLACK = 0.25  # a neighbouring weight joins the best range when its mean is within this of the best's
+GOOD = 0.6  # ... and at least this (3.4 stars) with more approvals than disapprovals
 MAX_PARTNERS = 5
 GAMMA = 0.1  # weight of the rating term in recommendation ranking (recommendations/ranking.py)
 
@@ -134,16 +135,21 @@ def learn(adapter: Adapter) -> Learned:
 
 
 def best_range(buckets: list[Bucket]) -> tuple[tuple[float, float] | None, float | None]:
-    """The weights that rate best: the best bucket (smoothed mean, then more ratings) widened over
-    neighbours that rate almost as well; the suggestion is the best bucket's weight, if it was approved."""
+    """The weights that rate best: the best bucket (smoothed mean, so one lucky rating does not win; then
+    more ratings) widened over neighbours that rate almost as well; the suggestion is the best bucket's
+    weight, if it was approved."""
     if not buckets:
         return None, None
     best = max(range(len(buckets)), key=lambda i: (buckets[i].smoothed, buckets[i].count, -abs(buckets[i].weight - 1)))
-    floor = buckets[best].smoothed - RANGE_SLACK
+    floor = max(GOOD, buckets[best].mean - RANGE_SLACK)
+
+    def good(bucket: Bucket) -> bool:
+        return bucket.mean >= floor and bucket.approvals > bucket.disapprovals
+
     low = high = best
-    while low > 0 and buckets[low - 1].smoothed >= floor and buckets[low - 1].mean >= 0.5:
+    while low > 0 and good(buckets[low - 1]):
         low -= 1
-    while high < len(buckets) - 1 and buckets[high + 1].smoothed >= floor and buckets[high + 1].mean >= 0.5:
+    while high < len(buckets) - 1 and good(buckets[high + 1]):
         high += 1
     top = buckets[best]
     if top.approvals == 0 or top.mean < 0.5:
