@@ -19,7 +19,7 @@ class SweepForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 1}),
     )
     weights = forms.CharField(
-        max_length=500,
+        max_length=10_000,  # long enough that "500 weights" gets the count error, not a length error
         required=False,
         initial=sweeps.format_weights(sweeps.DEFAULT_WEIGHTS),
         help_text=f"Numbers separated by commas; at most {sweeps.MAX_CELLS}.",
