@@ -224,8 +224,9 @@ def _cell_image(job: GenerationJob | None) -> tuple[Image.Image | None, str]:
     try:
         with Image.open(storage.absolute(images[0].path)) as image:
             image = image.convert("RGB")
-            image.thumbnail((CELL_SIDE, CELL_SIDE))
-            return image, ""
+            scale = min(CELL_SIDE / image.width, CELL_SIDE / image.height)  # small images are enlarged too
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            return image.resize(size, Image.Resampling.LANCZOS), ""
     except (OSError, ValueError) as exc:
         return None, f"unreadable ({type(exc).__name__})"
 
