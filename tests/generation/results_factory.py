@@ -31,7 +31,9 @@ def finished_job(loras=(), user=None, images: int = 1, status=JobStatus.SUCCEEDE
         GenerationJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(days=age_days))
         job.refresh_from_db()
     for position, (adapter, weight) in enumerate(loras):
-        JobLora.objects.create(job=job, adapter=adapter, name=adapter.name, weight=weight, position=position, applied=True)
+        JobLora.objects.create(
+            job=job, adapter=adapter, name=adapter.name, weight=weight, position=position, applied=True
+        )
     storage.store_images(job, [png(job.pk + i) for i in range(images)], [1234] * images, [""] * images)
     return job
 

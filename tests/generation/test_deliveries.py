@@ -173,7 +173,9 @@ def test_a_command_can_read_the_json_document(catalog):
 
 
 def test_a_command_that_hangs_is_stopped_at_its_timeout(catalog):
-    job = deliver(catalog, command([PY, "-c", "import time; print('started', flush=True); time.sleep(60)"], timeout_seconds=1))
+    job = deliver(
+        catalog, command([PY, "-c", "import time; print('started', flush=True); time.sleep(60)"], timeout_seconds=1)
+    )
     assert job.status == JobStatus.FAILED and job.message == "cmd did not finish within 1 s and was stopped."
     assert job.output == "started\n" and job.result_code is None
 
@@ -208,13 +210,21 @@ def test_a_disabled_or_half_configured_target_is_refused_before_queueing(catalog
 
 def test_the_admin_form_takes_one_argument_per_line_and_checks_each_kind(db):
     form = DeliveryTargetForm(
-        {"name": "echo", "kind": "command", "enabled": "on", "arguments_text": "/bin/echo\nhello world\n{prompt}",
-         "stdin": "none", "timeout_seconds": "10", "retries": "0", "max_output_kb": "64"}  # fmt: skip
+        {
+            "name": "echo",
+            "kind": "command",
+            "enabled": "on",
+            "arguments_text": "/bin/echo\nhello world\n{prompt}",
+            "stdin": "none",
+            "timeout_seconds": "10",
+            "retries": "0",
+            "max_output_kb": "64",
+        }
     )
     assert form.is_valid(), form.errors
     assert form.save().arguments == ["/bin/echo", "hello world", "{prompt}"]
-    bad = DeliveryTargetForm({"name": "w", "kind": "webhook", "stdin": "none", "timeout_seconds": "0", "retries": "0",
-                              "max_output_kb": "64"})  # fmt: skip
+    values = {"name": "w", "kind": "webhook", "stdin": "none", "timeout_seconds": "0", "retries": "0"}
+    bad = DeliveryTargetForm({**values, "max_output_kb": "64"})
     assert not bad.is_valid()
     assert "A webhook needs the URL to POST to." in bad.errors["url"]
     assert "Use 1 to 3600 seconds." in bad.errors["timeout_seconds"]

@@ -127,7 +127,10 @@ def test_set_as_preview_from_a_result_image(catalog, editor_client, editor, view
     job = finished_job([(pixel, 0.7)], user=editor)
     results = editor_client.get(f"/generate/jobs/{job.pk}/results/").content.decode()
     assert "Set as preview" in results
-    assert viewer_client.post(f"/generate/images/{image_of(job).pk}/set-preview/", {"adapter": pixel.pk}).status_code == 403
+    assert (
+        viewer_client.post(f"/generate/images/{image_of(job).pk}/set-preview/", {"adapter": pixel.pk}).status_code
+        == 403
+    )
     response = editor_client.post(
         f"/generate/images/{image_of(job).pk}/set-preview/", {"adapter": pixel.pk}, HTTP_HX_REQUEST="true"
     )

@@ -100,7 +100,9 @@ def test_viewers_cannot_delete(history, viewer_client):
 def test_delete_some_images_of_a_job_and_pin(catalog, editor, editor_client):
     job = finished_job([(catalog["pixel_xl"], 0.5)], user=editor, images=3)
     first = image_of(job, 0)
-    response = editor_client.post(f"/generate/jobs/{job.pk}/images/delete/", {"image": ["0", "2"]}, HTTP_HX_REQUEST="true")
+    response = editor_client.post(
+        f"/generate/jobs/{job.pk}/images/delete/", {"image": ["0", "2"]}, HTTP_HX_REQUEST="true"
+    )
     assert "Deleted 2 images." in response.content.decode()
     assert list(GenerationImage.objects.filter(job=job).values_list("index", flat=True)) == [1]
     assert not storage.absolute(first.path).exists() and not storage.absolute(first.thumbnail).exists()
@@ -133,7 +135,10 @@ def test_the_periodic_job_applies_the_policy_through_a_real_worker(
     failed = django_rq.get_queue("default").failed_job_registry
     assert failed.count == 0, [django_rq.get_queue("default").fetch_job(j).exc_info for j in failed.get_job_ids()]
     assert GenerationJob.objects.count() == 6
-    assert any(j.startswith(PERIODIC_RETENTION_PREFIX) for j in django_rq.get_queue("default").scheduled_job_registry.get_job_ids())
+    assert any(
+        j.startswith(PERIODIC_RETENTION_PREFIX)
+        for j in django_rq.get_queue("default").scheduled_job_registry.get_job_ids()
+    )
 
 
 @pytest.mark.parametrize("name", ["RETENTION_KEEP_JOBS", "RETENTION_KEEP_DAYS", "RETENTION_INTERVAL_MINUTES"])
@@ -143,3 +148,17 @@ def test_retention_settings_are_parsed_strictly(name):
         env.env_int(name, 0, {f"LORA_MANAGER_{name}": "ten"}, minimum=0)
     with pytest.raises(ImproperlyConfigured, match="out of range"):
         env.env_int(name, 0, {f"LORA_MANAGER_{name}": "-1"}, minimum=0)
+
+
+def test_the_command_counts_then_applies(history):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command("apply_retention", "--keep-days", "30", "--dry-run", stdout=out)
+    assert "would remove 2 job(s) with 3 image(s)" in out.getvalue() and GenerationJob.objects.count() == 8
+    call_command("apply_retention", "--keep-days", "30", stdout=out)
+    assert "Retention removed 2 jobs and 3 images" in out.getvalue() and GenerationJob.objects.count() == 6
+    with pytest.raises(CommandError, match="must be 0"):
+        call_command("apply_retention", "--keep-days", "-1")

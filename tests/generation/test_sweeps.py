@@ -58,14 +58,18 @@ def test_a_sweep_runs_one_job_per_weight_with_one_seed_and_draws_the_grid(
 
     # Rating the grid's cells teaches the suggested weight (within the adapter's range 0.5-1.0).
     Adapter.objects.filter(pk=pixel.pk).update(sources={})
-    for job, (thumb, stars) in zip(jobs, [("down", ""), ("down", ""), ("up", "3"), ("up", "5"), ("up", "4")], strict=True):
+    for job, (thumb, stars) in zip(
+        jobs, [("down", ""), ("down", ""), ("up", "3"), ("up", "5"), ("up", "4")], strict=True
+    ):
         data = {"thumb": thumb, "stars": stars, "from": "sweep"}
         assert editor_client.post(f"/generate/images/{image_of(job).pk}/rate/", data).status_code == 302
     pixel.refresh_from_db()
     assert pixel.preferred_weight == 0.75 and pixel.sources["preferred_weight"] == "ratings"
 
 
-def test_compare_two_loras_at_one_weight(catalog, sdnext, editor_client, run_worker, django_capture_on_commit_callbacks):
+def test_compare_two_loras_at_one_weight(
+    catalog, sdnext, editor_client, run_worker, django_capture_on_commit_callbacks
+):
     pixel, blur = catalog["pixel_xl"], catalog["blur_xl"]
     with django_capture_on_commit_callbacks(execute=True):
         response = start(editor_client, pixel, mode="compare", compare_with="blur_xl", weight="0.7", seed="99")
