@@ -77,8 +77,16 @@ def rate(request: HttpRequest, image_id: int) -> HttpResponse:
         else:
             messages.success(request, "Rating saved.")
         return redirect(_back(request, image.job))
-    context = {"image": image, "job": image.job, "rating_error": error}
+    context = {"image": image, "job": image.job, "rating_error": error, **_sweep_cell(request, image.job)}
     return render(request, "generation/_rating.html", context, status=status)
+
+
+def _sweep_cell(request: HttpRequest, job: GenerationJob) -> dict:
+    """On a sweep's page a rating widget is labelled by its cell ("pixel_xl @ 0.5") and leads back there."""
+    if request.POST.get("from") != "sweep" or job.sweep is None or job.sweep_cell is None:
+        return {}
+    labels = job.sweep.labels
+    return {"from_sweep": True, "label": labels[job.sweep_cell] if job.sweep_cell < len(labels) else ""}
 
 
 def _back(request: HttpRequest, job: GenerationJob) -> str:

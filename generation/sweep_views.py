@@ -79,7 +79,8 @@ def render_panel(sweep_id: int, user) -> str:
     sweep = Sweep.objects.select_related("adapter").filter(pk=sweep_id).first()
     if sweep is None:
         return ""
-    return render_to_string("generation/_sweep_panel.html", {**panel_context(sweep, user), "user": user})
+    context = {**panel_context(sweep, user), "user": user, "live": True}
+    return render_to_string("generation/_sweep_panel.html", context)
 
 
 @require_GET

@@ -47,8 +47,8 @@ def test_run_a_sweep_from_the_adapter_page_watch_it_and_rate_the_grid(live_app, 
     results.get_by_role("button", name="Start sweep").click()
     page.wait_for_url(f"{live_app}/generate/sweeps/*/")
     sweep = Sweep.objects.get()
-    panel = page.locator(f"#sweep-{sweep.pk}-panel")
-    expect(panel).to_have_attribute("data-grid", "ready", timeout=30_000)  # pushed over the websocket
+    panel = page.locator(f"#sweep-{sweep.pk}-panel[data-source=live]")  # as the websocket pushed it
+    expect(panel).to_have_attribute("data-grid", "ready", timeout=30_000)
     expect(panel).to_have_attribute("data-done", "3")
     grid = page.locator(f"#sweep-{sweep.pk}-grid")
     expect(grid).to_be_visible()

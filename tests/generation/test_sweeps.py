@@ -128,3 +128,18 @@ def test_a_grid_marks_failed_cells(catalog, sdnext, editor, run_worker, django_c
     statuses = [j.status for j in sweep.jobs.order_by("sweep_cell")]
     assert statuses == [JobStatus.FAILED, JobStatus.SUCCEEDED]
     assert sweep.grid and sweep.message == "1 of 2 cells have an image."
+
+
+def test_a_rated_cell_keeps_its_label_on_the_sweep_page(
+    catalog, sdnext, editor_client, run_worker, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        start(editor_client, catalog["pixel_xl"], weights="0.5")
+    run_worker(QUEUE)
+    job = GenerationJob.objects.get()
+    response = editor_client.post(
+        f"/generate/images/{image_of(job).pk}/rate/", {"thumb": "up", "from": "sweep"}, HTTP_HX_REQUEST="true"
+    )
+    html = response.content.decode()
+    assert 'aria-label="Thumbs up for pixel_xl @ 0.5"' in html and 'aria-pressed="true"' in html
+    assert 'name="from" value="sweep"' in html
