@@ -83,7 +83,12 @@ class SweepConsumer(GenerationConsumer):
 
     async def allowed(self, user) -> bool:
         self.sweep_id = self.scope["url_route"]["kwargs"]["pk"]
-        return await super().allowed(user)
+        if not await super().allowed(user):
+            return False
+        return await database_sync_to_async(self.visible)(user)  # a sweep of someone else's private jobs: refused
+
+    def visible(self, user) -> bool:
+        return all(job.visible_to(user) for job in GenerationJob.objects.filter(sweep_id=self.sweep_id))
 
     async def get_groups(self) -> tuple[str, ...]:
         from generation.sweeps import SWEEP_GROUP

@@ -121,6 +121,8 @@ def cancel(job_id: int) -> str:
 
             transaction.on_commit(lambda: sweeps.finish_if_done(job.sweep_id))
         return "Cancelled before it started."
+    if job.target_id is not None and job.status == JobStatus.RUNNING:
+        return "A running delivery cannot be stopped: it ends by itself, at the latest at its timeout."
     asked = GenerationJob.objects.filter(pk=job_id, status=JobStatus.RUNNING, cancel_requested=False).update(
         cancel_requested=True
     )

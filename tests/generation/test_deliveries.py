@@ -228,3 +228,16 @@ def test_the_admin_form_takes_one_argument_per_line_and_checks_each_kind(db):
     assert not bad.is_valid()
     assert "A webhook needs the URL to POST to." in bad.errors["url"]
     assert "Use 1 to 3600 seconds." in bad.errors["timeout_seconds"]
+
+
+def test_a_running_delivery_says_it_cannot_be_stopped(catalog, redis_conn):
+    from django.test import TestCase
+
+    from generation import submitting
+
+    with TestCase.captureOnCommitCallbacks(execute=False):
+        job = deliveries.submit(composer.Composition(prompt="x"), command([PY, "-c", "pass"]))
+    GenerationJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    assert submitting.cancel(job.pk).startswith("A running delivery cannot be stopped")
+    job.refresh_from_db()
+    assert not job.cancel_requested

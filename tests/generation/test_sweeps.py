@@ -143,3 +143,36 @@ def test_a_rated_cell_keeps_its_label_on_the_sweep_page(
     html = response.content.decode()
     assert 'aria-label="Thumbs up for pixel_xl @ 0.5"' in html and 'aria-pressed="true"' in html
     assert 'name="from" value="sweep"' in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_private_sweep_is_hidden_from_others_on_the_page_and_the_websocket(
+    catalog, sdnext, editor, client, redis_conn
+):
+    import asyncio
+
+    from channels.testing import WebsocketCommunicator
+    from django.test import TestCase
+
+    from generation import composer
+    from lora_manager.asgi import application
+    from tests.conftest import make_user
+    from tests.lora_manager.test_realtime import session_headers
+
+    with TestCase.captureOnCommitCallbacks(execute=False):
+        sweep = sweeps.start_weight_sweep(
+            catalog["pixel_xl"], composer.Composition(prompt="x", steps=3, width=64, height=64), [0.5], editor, True
+        )
+    other = make_user("otto", "editor")
+    client.force_login(other)
+    assert client.get(f"/generate/sweeps/{sweep.pk}/").status_code == 404
+    assert client.get(f"/generate/sweeps/{sweep.pk}/grid.png").status_code == 404
+
+    async def connect(headers) -> bool:
+        communicator = WebsocketCommunicator(application, f"/ws/generation/sweeps/{sweep.pk}/", headers=headers)
+        connected, _ = await communicator.connect()
+        await communicator.disconnect()
+        return connected
+
+    assert asyncio.run(connect(session_headers(client, other))) is False
+    assert asyncio.run(connect(session_headers(client, editor))) is True
