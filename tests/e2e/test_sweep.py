@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,10 @@ def test_run_a_sweep_from_the_adapter_page_watch_it_and_rate_the_grid(live_app, 
     expect(results).to_contain_text("Rated results")
     expect(page.locator(f"#adapter-{adapter.pk}-best-range")).to_have_text("0.5")
     expect(results.get_by_role("link", name="grid")).to_have_attribute("href", f"/generate/sweeps/{sweep.pk}/grid.png")
+    page.screenshot(path=str(ARTIFACTS / "adapter-results.png"), full_page=True)
+    page.goto(f"{live_app}/generate/jobs/{sweep.jobs.order_by('sweep_cell')[1].pk}/")
+    results = page.locator(".job-results")
+    expect(results.get_by_role("button", name=re.compile("Thumbs up for image 1"))).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    page.screenshot(path=str(ARTIFACTS / "job-results.png"), full_page=True)
