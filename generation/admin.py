@@ -1,6 +1,17 @@
+from django import forms
 from django.contrib import admin
 
-from generation.models import BackendLora, GenerationImage, GenerationJob, JobLora, Preset
+from generation import deliveries
+from generation.models import (
+    BackendLora,
+    DeliveryTarget,
+    GenerationImage,
+    GenerationJob,
+    JobLora,
+    Preset,
+    ResultRating,
+    Sweep,
+)
 
 
 class JobLoraInline(admin.TabularInline):
@@ -19,11 +30,11 @@ class ImageInline(admin.TabularInline):
 @admin.register(GenerationJob)
 class GenerationJobAdmin(admin.ModelAdmin):
     list_display = ["id", "status", "backend", "checkpoint", "steps", "requested_by", "created_at", "finished_at"]
-    list_filter = ["status", "backend"]
+    list_filter = ["status", "backend", "pinned", "private"]
     search_fields = ["prompt", "message", "checkpoint"]
     date_hierarchy = "created_at"
     inlines = [JobLoraInline, ImageInline]
-    raw_id_fields = ["requested_by"]
+    raw_id_fields = ["requested_by", "sweep"]
 
 
 @admin.register(Preset)
@@ -38,3 +49,73 @@ class BackendLoraAdmin(admin.ModelAdmin):
     list_filter = ["backend", "matched_by"]
     search_fields = ["name", "alias", "path"]
     raw_id_fields = ["adapter"]
+
+
+class DeliveryTargetForm(forms.ModelForm):
+    """Arguments as one per line (no shell: each line is exactly one argument, spaces included)."""
+
+    url = forms.URLField(
+        required=False, max_length=1000, assume_scheme="https", help_text="Webhook: the URL to POST to (http or https)."
+    )
+
+    arguments_text = forms.CharField(
+        label="Arguments",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5, "cols": 80}),
+        help_text="Command: the program, then one argument per line. {prompt}, {negative_prompt}, {json} and {job} "
+        "inside a line are replaced. Run without a shell: no pipes, globbing or variables.",
+    )
+
+    class Meta:
+        model = DeliveryTarget
+        fields = ["name", "kind", "enabled", "url", "stdin", "timeout_seconds", "retries", "max_output_kb"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["arguments_text"].initial = "\n".join(self.instance.arguments or [])
+
+    def clean(self) -> dict:
+        data = super().clean()
+        lines = [line for line in (data.get("arguments_text") or "").splitlines() if line.strip()]
+        kind = data.get("kind")
+        if kind == DeliveryTarget.Kind.COMMAND and not lines:
+            self.add_error("arguments_text", "A command needs at least the program (first line).")
+        if kind == DeliveryTarget.Kind.WEBHOOK and not data.get("url"):
+            self.add_error("url", "A webhook needs the URL to POST to.")
+        timeout = data.get("timeout_seconds")
+        if timeout is not None and not 1 <= timeout <= deliveries.MAX_TIMEOUT:
+            self.add_error("timeout_seconds", f"Use 1 to {deliveries.MAX_TIMEOUT} seconds.")
+        if data.get("max_output_kb") is not None and not 1 <= data["max_output_kb"] <= 10240:
+            self.add_error("max_output_kb", "Use 1 to 10240 KB.")
+        if data.get("retries") is not None and data["retries"] > 10:
+            self.add_error("retries", "At most 10 retries.")
+        self.instance.arguments = lines
+        return data
+
+
+@admin.register(DeliveryTarget)
+class DeliveryTargetAdmin(admin.ModelAdmin):
+    form = DeliveryTargetForm
+    list_display = ["name", "kind", "enabled", "url", "timeout_seconds", "updated_at"]
+    list_filter = ["kind", "enabled"]
+    search_fields = ["name", "url"]
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "enabled"]}),
+        ("Webhook", {"fields": ["url", "retries"]}),
+        ("Command", {"fields": ["arguments_text", "stdin"]}),
+        ("Limits", {"fields": ["timeout_seconds", "max_output_kb"]}),
+    ]
+
+
+@admin.register(ResultRating)
+class ResultRatingAdmin(admin.ModelAdmin):
+    list_display = ["id", "image", "job", "user", "thumb", "stars", "updated_at"]
+    list_filter = ["thumb", "stars"]
+    raw_id_fields = ["image", "job", "user"]
+
+
+@admin.register(Sweep)
+class SweepAdmin(admin.ModelAdmin):
+    list_display = ["id", "mode", "adapter", "seed", "created_at", "finished_at"]
+    list_filter = ["mode"]
+    raw_id_fields = ["adapter", "requested_by"]

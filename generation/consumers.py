@@ -43,13 +43,22 @@ class JobsConsumer(GenerationConsumer):
         await self.send(text_data=await database_sync_to_async(self.render_lists)())
 
     def render_lists(self) -> str:
-        return render_to_string("generation/_queue.html", pages.queue_context(self.can_cancel)) + render_to_string(
-            "generation/_recent.html", pages.recent_context()
-        )
+        user = self.scope["user"]
+        return render_to_string(
+            "generation/_queue.html", pages.queue_context(self.can_cancel, user)
+        ) + render_to_string("generation/_recent.html", pages.recent_context(user))
 
 
 class JobConsumer(GenerationConsumer):
     """One job's detail panel."""
+
+    async def allowed(self, user) -> bool:
+        if not await super().allowed(user):
+            return False
+        job = await database_sync_to_async(
+            GenerationJob.objects.filter(pk=self.scope["url_route"]["kwargs"]["pk"]).first
+        )()
+        return job is None or job.visible_to(user)  # someone else's private job: refused
 
     async def get_groups(self) -> tuple[str, ...]:
         return (JOB_GROUP.format(pk=self.scope["url_route"]["kwargs"]["pk"]),)
@@ -67,3 +76,44 @@ class JobConsumer(GenerationConsumer):
         if job is None:
             return ""
         return render_to_string("generation/_job_panel.html", pages.job_context(job, self.can_cancel, self.can_submit))
+
+
+class SweepConsumer(GenerationConsumer):
+    """A sweep's one progress view: any of its jobs changing, or its grid being drawn, re-renders the panel."""
+
+    async def allowed(self, user) -> bool:
+        self.sweep_id = self.scope["url_route"]["kwargs"]["pk"]
+        if not await super().allowed(user):
+            return False
+        return await database_sync_to_async(self.visible)(user)  # a sweep of someone else's private jobs: refused
+
+    def visible(self, user) -> bool:
+        return all(job.visible_to(user) for job in GenerationJob.objects.filter(sweep_id=self.sweep_id))
+
+    async def get_groups(self) -> tuple[str, ...]:
+        from generation.sweeps import SWEEP_GROUP
+
+        return (JOBS_GROUP, SWEEP_GROUP.format(pk=self.sweep_id))
+
+    async def send_initial(self) -> None:
+        await self.sweep_status({})
+
+    async def job_progress(self, event: dict) -> None:
+        await self.job_status({"job_id": event["job"]["id"]})
+
+    async def job_status(self, event: dict) -> None:
+        html = await database_sync_to_async(self.render_panel)(event.get("job_id"))
+        if html:
+            await self.send(text_data=html)
+
+    async def sweep_status(self, event: dict) -> None:
+        html = await database_sync_to_async(self.render_panel)(None)
+        if html:
+            await self.send(text_data=html)
+
+    def render_panel(self, job_id: int | None) -> str:
+        from generation import sweep_views
+
+        if job_id is not None and not GenerationJob.objects.filter(pk=job_id, sweep_id=self.sweep_id).exists():
+            return ""
+        return sweep_views.render_panel(self.sweep_id, self.scope["user"])

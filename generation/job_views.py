@@ -28,7 +28,7 @@ def _can(request: HttpRequest) -> tuple[bool, bool]:
 @permission_required(VIEW, raise_exception=True)
 def jobs(request: HttpRequest) -> HttpResponse:
     can_cancel, _ = _can(request)
-    context = {**pages.queue_context(can_cancel), **pages.recent_context()}
+    context = {**pages.queue_context(can_cancel, request.user), **pages.recent_context(request.user)}
     return render(request, "generation/jobs.html", context)
 
 
@@ -36,26 +36,26 @@ def jobs(request: HttpRequest) -> HttpResponse:
 @permission_required(VIEW, raise_exception=True)
 def queue_fragment(request: HttpRequest) -> HttpResponse:
     can_cancel, _ = _can(request)
-    return render(request, "generation/_queue.html", pages.queue_context(can_cancel))
+    return render(request, "generation/_queue.html", pages.queue_context(can_cancel, request.user))
 
 
 @require_GET
 @permission_required(VIEW, raise_exception=True)
 def recent_fragment(request: HttpRequest) -> HttpResponse:
-    return render(request, "generation/_recent.html", pages.recent_context())
+    return render(request, "generation/_recent.html", pages.recent_context(request.user))
 
 
 @require_GET
 @permission_required(VIEW, raise_exception=True)
 def job(request: HttpRequest, pk: int) -> HttpResponse:
-    found = get_object_or_404(GenerationJob.objects.select_related("requested_by"), pk=pk)
+    found = get_object_or_404(pages.visible(GenerationJob.objects.select_related("requested_by"), request.user), pk=pk)
     return render(request, "generation/job.html", pages.job_context(found, *_can(request)))
 
 
 @require_GET
 @permission_required(VIEW, raise_exception=True)
 def job_panel(request: HttpRequest, pk: int) -> HttpResponse:
-    found = get_object_or_404(GenerationJob.objects.select_related("requested_by"), pk=pk)
+    found = get_object_or_404(pages.visible(GenerationJob.objects.select_related("requested_by"), request.user), pk=pk)
     return render(request, "generation/_job_panel.html", pages.job_context(found, *_can(request)))
 
 
@@ -69,7 +69,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
             found.refresh_from_db()
             response = render(request, "generation/_job_panel.html", pages.job_context(found, *_can(request)))
         else:
-            response = render(request, "generation/_queue.html", pages.queue_context(True))
+            response = render(request, "generation/_queue.html", pages.queue_context(True, request.user))
         response["HX-Trigger"] = "job-cancel-requested"
         return response
     messages.info(request, f"Job #{found.pk}: {message}")
@@ -102,7 +102,9 @@ def rerun(request: HttpRequest, pk: int) -> HttpResponse:
 def image(request: HttpRequest, pk: int, index: int, kind: str) -> HttpResponse:
     if kind not in ("original", "thumb"):
         raise Http404("unknown image kind")
-    found = get_object_or_404(GenerationImage, job_id=pk, index=index)
+    found = get_object_or_404(GenerationImage.objects.select_related("job"), job_id=pk, index=index)
+    if not found.job.visible_to(request.user):
+        raise Http404("this result is private")
     relative = found.path if kind == "original" else (found.thumbnail or found.path)
     try:
         path = storage.absolute(relative)
@@ -121,7 +123,7 @@ def image(request: HttpRequest, pk: int, index: int, kind: str) -> HttpResponse:
 @permission_required(VIEW, raise_exception=True)
 def history_page(request: HttpRequest) -> HttpResponse:
     filters = history.parse(request.GET)
-    page = Paginator(history.jobs(filters), HISTORY_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(pages.visible(history.jobs(filters), request.user), HISTORY_PAGE).get_page(request.GET.get("page"))
     context = {
         "page": page,
         "filters": filters,

@@ -63,6 +63,16 @@ class GenerationJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Curation and results (docs/results.md): private jobs are seen by their owner and admins only;
+    # pinned jobs (like rated ones) are never removed by retention.
+    private = models.BooleanField(default=False)
+    pinned = models.BooleanField(default=False)
+    sweep = models.ForeignKey("Sweep", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    sweep_cell = models.PositiveIntegerField(null=True, blank=True)  # position in the sweep's grid
+    # Another delivery than SD.Next (a webhook or a command): what the target answered.
+    target = models.ForeignKey("DeliveryTarget", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    result_code = models.IntegerField(null=True, blank=True)  # HTTP status, or the command's exit code
+    output = models.TextField(blank=True)  # response body, or the command's output (capped)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -71,10 +81,19 @@ class GenerationJob(models.Model):
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["created_at"]),
             models.Index(fields=["checkpoint", "created_at"]),
+            models.Index(fields=["pinned", "created_at"]),
         ]
 
     def __str__(self) -> str:
         return f"generation #{self.pk} ({self.status})"
+
+    @property
+    def is_delivery(self) -> bool:
+        return self.target_id is not None
+
+    def visible_to(self, user) -> bool:
+        """Private jobs: their owner and admins (staff) only."""
+        return not self.private or user.is_staff or (user.pk is not None and user.pk == self.requested_by_id)
 
     @property
     def is_active(self) -> bool:
@@ -178,3 +197,124 @@ class BackendSync(models.Model):
 
     def __str__(self) -> str:
         return self.backend
+
+
+class ResultRating(models.Model):
+    """One user's verdict on one result image: thumbs up/down and/or 1-5 stars.
+
+    What the job used is copied into ``RatedLora`` rows when the rating is saved, so what was
+    learned survives deleting the image or the job (curation removes pictures, not lessons)."""
+
+    image = models.ForeignKey(GenerationImage, null=True, blank=True, on_delete=models.SET_NULL, related_name="ratings")
+    job = models.ForeignKey(GenerationJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="ratings")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="result_ratings")
+    thumb = models.SmallIntegerField(null=True, blank=True)  # +1 up, -1 down, None: stars only
+    stars = models.PositiveSmallIntegerField(null=True, blank=True)  # 1-5
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "user"], name="result_rating_one_per_user"),
+            models.CheckConstraint(
+                condition=models.Q(thumb__isnull=True) | models.Q(thumb__in=[-1, 1]), name="result_rating_thumb"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(stars__isnull=True) | models.Q(stars__gte=1, stars__lte=5),
+                name="result_rating_stars",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"rating of image {self.image_id} by {self.user_id}"
+
+    @property
+    def score(self) -> float:
+        """0..1: the stars when given, else the thumb (up 1, down 0)."""
+        if self.stars:
+            return (self.stars - 1) / 4
+        return 1.0 if self.thumb == 1 else 0.0
+
+
+class RatedLora(models.Model):
+    """A LoRA (and its weight) of a rated result: the attribution the adapter page learns from."""
+
+    rating = models.ForeignKey(ResultRating, on_delete=models.CASCADE, related_name="loras")
+    adapter = models.ForeignKey(
+        "adapters.Adapter", null=True, blank=True, on_delete=models.CASCADE, related_name="rated_uses"
+    )
+    name = models.CharField(max_length=255)
+    weight = models.FloatField()
+    applied = models.BooleanField(null=True)
+
+    class Meta:
+        ordering = ["rating", "id"]
+        indexes = [models.Index(fields=["adapter", "weight"])]
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.weight:g}"
+
+
+class Sweep(models.Model):
+    """A batch of jobs with one prompt and one seed: one LoRA at several weights, or 2-3 LoRAs at one weight."""
+
+    class Mode(models.TextChoices):
+        WEIGHTS = "weights", "Weight sweep"
+        COMPARE = "compare", "Compare LoRAs"
+
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.WEIGHTS)
+    adapter = models.ForeignKey(
+        "adapters.Adapter", null=True, blank=True, on_delete=models.SET_NULL, related_name="sweeps"
+    )
+    labels = models.JSONField(default=list)  # one label per cell: "0.25", "pixel_xl @ 0.8"
+    cells = models.JSONField(default=list)  # [{"adapter_id": .., "name": .., "weight": ..}, ...]
+    prompt = models.TextField(blank=True)
+    seed = models.BigIntegerField()
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    grid = models.CharField(max_length=500, blank=True)  # relative to MEDIA_ROOT, when built
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"sweep #{self.pk}"
+
+
+class DeliveryTarget(models.Model):
+    """Somewhere else a composed prompt can go: configured by admins in the Django admin, never by a request."""
+
+    class Kind(models.TextChoices):
+        WEBHOOK = "webhook", "HTTP webhook (POST JSON)"
+        COMMAND = "command", "Command (run without a shell)"
+
+    class Stdin(models.TextChoices):
+        NONE = "none", "Nothing"
+        PROMPT = "prompt", "The prompt"
+        JSON = "json", "The JSON document (as the webhook's body)"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    enabled = models.BooleanField(default=True)
+    url = models.URLField(max_length=1000, blank=True, help_text="Webhook: the URL to POST to (http or https).")
+    arguments = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Command: the program and its arguments. {prompt}, {negative_prompt}, {json} and {job} "
+        "inside an argument are replaced; no shell is involved.",
+    )
+    stdin = models.CharField(max_length=8, choices=Stdin.choices, default=Stdin.NONE)
+    timeout_seconds = models.PositiveIntegerField(default=30)
+    retries = models.PositiveSmallIntegerField(default=2, help_text="Webhook: retries after a connection error.")
+    max_output_kb = models.PositiveIntegerField(default=256, help_text="Keep at most this much of the answer.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

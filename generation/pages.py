@@ -64,18 +64,19 @@ def backend_context(name: str, info: backends.ServerInfo, composition: composer.
     }
 
 
-def queue_context(can_cancel: bool) -> dict:
+def queue_context(can_cancel: bool, user=None) -> dict:
     positions, counts = submitting.queue_positions()
     active = list(submitting.active_jobs())
     for job in active:
         job.position = positions.get(job.pk)
         job.snap = job_snapshot(job)
+        job.hidden = user is not None and not job.visible_to(user)  # someone else's private job: no prompt
     running = {job.backend for job in active if job.status == "running"}
     return {"active": active, "queued_counts": counts, "running_backends": running, "can_cancel": can_cancel}
 
 
-def recent_context() -> dict:
-    return {"recent": list(submitting.recent_jobs())}
+def recent_context(user=None) -> dict:
+    return {"recent": list(submitting.recent_jobs(user=user))}
 
 
 def job_context(job: GenerationJob, can_cancel: bool, can_submit: bool) -> dict:
@@ -100,6 +101,13 @@ def job_context(job: GenerationJob, can_cancel: bool, can_submit: bool) -> dict:
             ("Batch size × count", f"{job.batch_size} × {job.n_iter}"),
         ],
     }
+
+
+def visible(queryset, user):
+    """Jobs this user may see: everything but other users' private jobs (admins see all)."""
+    if user is None or user.is_staff:
+        return queryset
+    return queryset.filter(Q(private=False) | Q(requested_by_id=user.pk))
 
 
 def presets() -> list[Preset]:

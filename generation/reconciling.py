@@ -12,6 +12,7 @@ import os
 import socket
 from datetime import timedelta
 
+import django_rq
 from django.utils import timezone
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
@@ -58,7 +59,10 @@ def reconcile_stale_jobs() -> int:
     now = timezone.now()
     for job in GenerationJob.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]):
         try:
-            connection = backends.queue(backends.get(job.backend)).connection
+            if job.target_id is not None:  # a delivery: it runs on the default queue
+                connection = django_rq.get_connection("default")
+            else:
+                connection = backends.queue(backends.get(job.backend)).connection
         except (backends.BackendNotConfigured, KeyError):
             reason = f"Its backend '{job.backend}' is no longer configured."
         else:

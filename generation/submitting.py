@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import django_rq
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -23,7 +24,15 @@ class SubmitError(Exception):
     """The composition cannot be sent; the message says why (an error from the linter, a bad backend)."""
 
 
-def submit(composition: composer.Composition, user=None, built: composer.Built | None = None) -> GenerationJob:
+def submit(
+    composition: composer.Composition,
+    user=None,
+    built: composer.Built | None = None,
+    *,
+    private: bool = False,
+    sweep=None,
+    sweep_cell: int | None = None,
+) -> GenerationJob:
     try:
         backend = backends.require(composition.backend)
     except backends.BackendNotConfigured as exc:
@@ -57,6 +66,9 @@ def submit(composition: composer.Composition, user=None, built: composer.Built |
             payload=composer.payload(composition, built.prompt, built.negative),
             warnings=[issue.message for issue in built.issues if issue.level == "warning"],
             timings={"submitted": time.time()},
+            private=private,
+            sweep=sweep,
+            sweep_cell=sweep_cell,
         )
         job.rq_job_id = f"generation-{job.pk}"
         job.save(update_fields=["rq_job_id"])
@@ -81,8 +93,16 @@ def submit(composition: composer.Composition, user=None, built: composer.Built |
 
 
 def rerun(job: GenerationJob, user=None) -> GenerationJob:
-    """The same composition again (a fixed seed gives the same image; -1 draws a new one)."""
-    return submit(composer.Composition.from_dict(job.composition), user)
+    """The same composition again (a fixed seed gives the same image; -1 draws a new one), to the same place."""
+    composition = composer.Composition.from_dict(job.composition)
+    if job.target_id is not None:
+        from generation import deliveries
+
+        try:
+            return deliveries.submit(composition, job.target, user, private=job.private)
+        except deliveries.DeliveryError as exc:
+            raise SubmitError(str(exc)) from exc
+    return submit(composition, user, private=job.private)
 
 
 def cancel(job_id: int) -> str:
@@ -96,7 +116,13 @@ def cancel(job_id: int) -> str:
         _remove_from_queue(job)
         transaction.on_commit(activity.broadcast)
         progress.announce(job_id)
+        if job.sweep_id:
+            from generation import sweeps
+
+            transaction.on_commit(lambda: sweeps.finish_if_done(job.sweep_id))
         return "Cancelled before it started."
+    if job.target_id is not None and job.status == JobStatus.RUNNING:
+        return "A running delivery cannot be stopped: it ends by itself, at the latest at its timeout."
     asked = GenerationJob.objects.filter(pk=job_id, status=JobStatus.RUNNING, cancel_requested=False).update(
         cancel_requested=True
     )
@@ -110,8 +136,11 @@ def cancel(job_id: int) -> str:
 
 def _remove_from_queue(job: GenerationJob) -> None:
     try:
-        backend = backends.get(job.backend)
-        rq_job = Job.fetch(job.rq_job_id, connection=backends.queue(backend).connection)
+        if job.target_id is not None:
+            connection = django_rq.get_connection("default")
+        else:
+            connection = backends.queue(backends.get(job.backend)).connection
+        rq_job = Job.fetch(job.rq_job_id, connection=connection)
         rq_job.cancel()
     except (NoSuchJobError, InvalidJobOperation, backends.BackendNotConfigured):
         pass  # already gone, or a worker took it: the pipeline sees CANCELLED and does nothing
@@ -137,8 +166,10 @@ def active_jobs():
     )
 
 
-def recent_jobs(limit: int = 10):
+def recent_jobs(limit: int = 10, user=None):
     finished = Q(status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED])
+    if user is not None and not user.is_staff:  # other users' private results stay out of sight
+        finished &= Q(private=False) | Q(requested_by_id=user.pk)
     return (
         GenerationJob.objects.filter(finished)
         .select_related("requested_by")

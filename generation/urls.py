@@ -1,6 +1,6 @@
 from django.urls import path
 
-from generation import job_views, views
+from generation import job_views, result_views, sweep_views, views
 
 app_name = "generation"
 
@@ -23,4 +23,17 @@ urlpatterns = [
     path("jobs/<int:pk>/rerun/", job_views.rerun, name="rerun"),
     path("jobs/<int:pk>/images/<int:index>/<str:kind>", job_views.image, name="image"),
     path("history/", job_views.history_page, name="history"),
+    path("history/delete/", result_views.bulk_delete, name="bulk_delete"),
+    path("jobs/<int:pk>/results/", result_views.job_results, name="job_results"),
+    path("jobs/<int:pk>/pin/", result_views.pin, name="pin"),
+    path("jobs/<int:pk>/images/delete/", result_views.delete_images, name="delete_images"),
+    path("images/<int:image_id>/rate/", result_views.rate, name="rate"),
+    path("images/<int:image_id>/set-preview/", result_views.set_preview, name="set_preview"),
+    path("curation/", result_views.curation, name="curation"),
+    path("curation/run/", result_views.run_retention, name="run_retention"),
+    path("adapters/<int:pk>/results/", result_views.adapter_results, name="adapter_results"),
+    path("adapters/<int:pk>/sweep/", sweep_views.start, name="start_sweep"),
+    path("sweeps/<int:pk>/", sweep_views.sweep, name="sweep"),
+    path("sweeps/<int:pk>/panel/", sweep_views.sweep_panel, name="sweep_panel"),
+    path("sweeps/<int:pk>/grid.png", sweep_views.grid, name="sweep_grid"),
 ]

@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from adapters.models import Adapter
-from generation import backends, composer, forms, lora_names, pages, submitting
-from generation.models import GenerationJob, Preset
+from generation import backends, composer, deliveries, forms, lora_names, pages, submitting
+from generation.models import DeliveryTarget, GenerationJob, Preset
 from generation.sdnext import SDNextError
 
 VIEW = "generation.view_generationjob"
@@ -69,6 +69,7 @@ def _page_context(request: HttpRequest, composition: composer.Composition, error
         "backend_names": backends.names(),
         "presets": pages.presets(),
         "popular": pages.popular_adapters(),
+        "delivery_targets": deliveries.enabled_targets(),
         "limits": {
             "steps": composer.STEPS,
             "size": composer.SIZE,
@@ -78,7 +79,7 @@ def _page_context(request: HttpRequest, composition: composer.Composition, error
             "seed": composer.SEED,
         },
         **pages.backend_context(composition.backend, info, composition),
-        **pages.queue_context(can_cancel),
+        **pages.queue_context(can_cancel, request.user),
     }
 
 
@@ -104,10 +105,20 @@ def preview(request: HttpRequest) -> HttpResponse:
 def submit(request: HttpRequest) -> HttpResponse:
     composition, errors = forms.parse(request.POST)
     job, problem = None, ""
-    if not errors:
+    private = request.POST.get("private") == "1"
+    target_id = request.POST.get("target", "").strip()
+    target = None
+    if target_id:  # another delivery than SD.Next: only a target an admin configured, by id
+        target = DeliveryTarget.objects.filter(pk=int(target_id)).first() if target_id.isdigit() else None
+        if target is None:
+            problem = "That delivery target does not exist (any more): choose one from the list."
+    if not errors and not problem:
         try:
-            job = submitting.submit(composition, request.user)
-        except submitting.SubmitError as exc:
+            if target is not None:
+                job = deliveries.submit(composition, target, request.user, private=private)
+            else:
+                job = submitting.submit(composition, request.user, private=private)
+        except (submitting.SubmitError, deliveries.DeliveryError) as exc:
             problem = str(exc)
     if request.htmx:
         context = {"error_messages": forms.messages(errors), "problem": problem, "job": job}

@@ -179,3 +179,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+
+# Results (docs/results.md): retention of generation history. A job is kept while it is among the
+# last KEEP_JOBS jobs or younger than KEEP_DAYS days (0 = no such limit; both 0 = retention off);
+# pinned and rated jobs are always kept. Applied every RETENTION_INTERVAL_MINUTES by RQ's scheduler.
+RETENTION_KEEP_JOBS = env.env_int("RETENTION_KEEP_JOBS", 0, minimum=0, maximum=100_000_000)
+RETENTION_KEEP_DAYS = env.env_int("RETENTION_KEEP_DAYS", 0, minimum=0, maximum=100 * 365)
+RETENTION_INTERVAL_MINUTES = env.env_int("RETENTION_INTERVAL_MINUTES", 60, minimum=0, maximum=60 * 24 * 30)

@@ -1,9 +1,10 @@
 """The two questions users ask ("similar to this LoRA", "LoRAs for this prompt") and how answers rank.
 
-    score = cosine + ALPHA * F + BETA * C        (docs/recommendations.md, "Ranking")
+    score = cosine + ALPHA * F + BETA * C + GAMMA * R        (docs/recommendations.md, "Ranking")
 
 cosine comes from the index (filters applied inside the search, so they never cost results), F is
-the feedback term (feedback.py) and C the co-usage term (co_usage.py). Candidates are re-checked
+the feedback term (feedback.py), C the co-usage term (co_usage.py) and R the rated-results term
+(generation/learning.py: how people rated the images this LoRA helped make). Candidates are re-checked
 against the catalog (the index's filter columns may be seconds old) and the pool is widened when
 that removes too many.
 """
@@ -22,6 +23,7 @@ import numpy as np
 from django.db.models import Prefetch
 
 from adapters.models import Adapter, AdapterFile, BaseModel, FileStatus, Tag
+from generation import learning
 from recommendations import co_usage, embeddings, feedback, index, recipe
 from recommendations.embedding_runs import request_embedding_safely
 from recommendations.embeddings import Unavailable
@@ -169,20 +171,27 @@ def _rank(
     ids = [adapter.pk for adapter, _ in hits]
     votes = feedback.terms(user, ids, feedback.context_key(kind, context))
     together = co_usage.counts(anchors, ids)
+    rated = learning.ranking_terms(ids)
     ranked = []
     for adapter, cosine in hits:
         term, own = votes.get(adapter.pk, (0.0, 0))
         uses = together.get(adapter.pk, 0)
+        results_term, up, down = rated.get(adapter.pk, (0.0, 0, 0))
         why = reasons(adapter)
         if uses:
             why.append(f"used together in {uses} generation{'s' if uses != 1 else ''}")
+        if up or down:
+            why.append(f"results rated: {up} of {up + down} approved")
         ranked.append(
             Suggestion(
                 id=adapter.pk,
                 name=adapter.name,
                 alias=adapter.alias,
                 base_model=adapter.base_model,
-                score=cosine + feedback.ALPHA * term + co_usage.BETA * co_usage.term(uses),
+                score=cosine
+                + feedback.ALPHA * term
+                + co_usage.BETA * co_usage.term(uses)
+                + learning.GAMMA * results_term,
                 cosine=cosine,
                 compatible=compatible(adapter.base_model, wanted),
                 reasons=why,

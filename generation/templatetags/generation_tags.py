@@ -24,3 +24,16 @@ def eta(seconds: float | None) -> str:
 @register.filter
 def weight(value: float | None) -> str:
     return "" if value is None else format_weight(float(value))
+
+
+@register.filter
+def snapshot(job) -> dict:
+    """The progress dict of a job row (progress.job_snapshot), for templates that list several jobs."""
+    from generation.progress import job_snapshot
+
+    return job_snapshot(job)
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{round(value * 100)}%"

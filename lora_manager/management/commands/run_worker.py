@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from adapters.scan_runs import reconcile_stale_runs
 from adapters.tasks import schedule_periodic_rescan
 from generation.reconciling import reconcile_stale_jobs
+from generation.tasks import schedule_periodic_retention
 from recommendations.embedding_runs import reconcile_stale_runs as reconcile_embedding_runs
 
 GENERATION_PREFIX = "generation-"
@@ -39,4 +40,5 @@ class Command(BaseCommand):
             self.stdout.write(f"marked {fixed} generation(s) left queued or running by a stopped worker as failed")
         reconcile_embedding_runs()  # embedding runs a killed worker left running
         schedule_periodic_rescan()
+        schedule_periodic_retention()
         call_command("rqworker", *queues, with_scheduler=True)
