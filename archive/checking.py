@@ -1,0 +1,246 @@
+"""Checking an archive before anything changes: structure, names, manifest, sizes, hashes, disk space.
+
+``inspect`` reads only the ZIP directory and the manifest; ``stage`` then streams every listed file,
+verifies its size and sha256, and writes the ones the import needs into a hidden staging folder.
+Both collect *every* problem before refusing, so the user fixes an archive once, not once per error.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import re
+import shutil
+import stat
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+from archive import manifest as mf
+
+CHUNK = 4 * 1024 * 1024
+RATIO_MIN_BYTES = 1024 * 1024  # small entries may compress well (JSON); the ratio limit applies above this
+MAX_LISTED_PROBLEMS = 500
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+class ArchiveRefused(Exception):
+    """The archive failed one or more checks; ``problems`` lists every one (nothing was changed)."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        shown = problems[:MAX_LISTED_PROBLEMS]
+        more = f"\n  ... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+        super().__init__(
+            f"archive refused, nothing was changed ({len(problems)} problem{'s' * (len(problems) != 1)}):\n  "
+            + "\n  ".join(shown)
+            + more
+        )
+
+
+@dataclass
+class Inspected:
+    path: Path
+    manifest: dict
+    infos: dict[str, zipfile.ZipInfo] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> dict[str, dict]:
+        return {entry["path"]: entry for entry in self.manifest["files"]}
+
+
+def name_problem(name: str) -> str | None:
+    """Why an entry name could escape the destination (zip slip), or None when it is safe."""
+    if not name:
+        return "empty entry name"
+    if "\\" in name:
+        return f"{name!r}: backslash in entry name"
+    if name.startswith("/"):
+        return f"{name!r}: absolute path"
+    if _DRIVE.match(name):
+        return f"{name!r}: drive letter"
+    if "\x00" in name:
+        return f"{name!r}: NUL in entry name"
+    parts = name.rstrip("/").split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return f"{name!r}: '..', '.' or empty path component"
+    return None
+
+
+def _read_manifest(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> dict | list[str]:
+    if info.file_size > mf.MAX_MANIFEST_BYTES:
+        return [f"manifest.json is too large ({info.file_size} bytes)"]
+    try:
+        with zf.open(info) as fh:
+            raw = fh.read(mf.MAX_MANIFEST_BYTES + 1)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        return [f"manifest.json cannot be read (corrupt archive): {exc}"]
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return [f"manifest.json is not valid JSON: {exc}"]
+
+
+def inspect(path: str | Path, max_size: int | None = None) -> Inspected:
+    """Check the ZIP's directory and manifest without extracting anything; raises ArchiveRefused."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ArchiveRefused([f"{path}: cannot read the archive: {exc.strerror or exc}"]) from None
+    if max_size is not None and size > max_size:
+        raise ArchiveRefused([f"the archive is {size} bytes, larger than the configured limit of {max_size} bytes"])
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ArchiveRefused([f"not a valid ZIP archive (truncated or corrupt): {exc}"]) from None
+    with zf:
+        problems: list[str] = []
+        infos: dict[str, zipfile.ZipInfo] = {}
+        for info in zf.infolist():
+            name = info.filename
+            reason = name_problem(name)
+            if reason:
+                problems.append(f"unsafe entry name {reason}")
+                continue
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                problems.append(f"{name}: symbolic link entries are not allowed")
+                continue
+            if name in infos or name.rstrip("/") in infos:
+                problems.append(f"{name}: duplicate entry")
+                continue
+            if info.flag_bits & 0x1:
+                problems.append(f"{name}: encrypted entries are not supported")
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                problems.append(f"{name}: unsupported compression method {info.compress_type}")
+            if info.file_size > RATIO_MIN_BYTES and info.file_size > settings.ARCHIVE_MAX_RATIO * max(
+                info.compress_size, 1
+            ):
+                problems.append(
+                    f"{name}: compression ratio {info.file_size // max(info.compress_size, 1)}:1 is above the limit "
+                    f"of {settings.ARCHIVE_MAX_RATIO}:1 (zip bomb?)"
+                )
+            if not info.is_dir():
+                infos[name] = info
+        total = sum(i.file_size for i in infos.values())
+        if total > settings.ARCHIVE_MAX_UNCOMPRESSED_BYTES:
+            problems.append(
+                f"the archive unpacks to {total} bytes, above the limit of {settings.ARCHIVE_MAX_UNCOMPRESSED_BYTES}"
+            )
+        manifest_info = infos.pop(mf.MANIFEST_NAME, None)
+        if manifest_info is None:
+            raise ArchiveRefused([*problems, "manifest.json is missing: not a LoRA Manager archive"])
+        if problems:  # never parse a manifest from an archive that already looks hostile
+            raise ArchiveRefused(problems)
+        manifest = _read_manifest(zf, manifest_info)
+        if isinstance(manifest, list):
+            raise ArchiveRefused(manifest)
+        problems = mf.validate(manifest)
+        if problems:
+            raise ArchiveRefused(problems)
+        listed = {entry["path"]: entry for entry in manifest["files"]}
+        for name in sorted(set(listed) - set(infos)):
+            problems.append(f"{name}: listed in the manifest but missing from the archive")
+        for name in sorted(set(infos) - set(listed)):
+            problems.append(f"{name}: in the archive but not listed in the manifest")
+        for name in sorted(set(listed) & set(infos)):
+            if infos[name].file_size != listed[name]["size"]:
+                problems.append(
+                    f"{name}: the manifest says {listed[name]['size']} bytes, the archive holds {infos[name].file_size}"
+                )
+        if problems:
+            raise ArchiveRefused(problems)
+    warnings = [
+        f"section {name!r} is not known to this version and is ignored" for name in mf.ignored_sections(manifest)
+    ]
+    return Inspected(path, manifest, infos, warnings)
+
+
+def check_free_space(needs: dict[Path, int]) -> list[str]:
+    """One problem per filesystem that would keep less than ARCHIVE_MIN_FREE_BYTES free after the import."""
+    by_device: dict[int, tuple[Path, int]] = {}
+    for folder, size in needs.items():
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        dev = existing.stat().st_dev
+        known = by_device.get(dev, (existing, 0))
+        by_device[dev] = (known[0], known[1] + size)
+    problems = []
+    for folder, size in by_device.values():
+        free = shutil.disk_usage(folder).free
+        if free - size < settings.ARCHIVE_MIN_FREE_BYTES:
+            problems.append(
+                f"not enough free disk space in {folder}: the import writes {size} bytes, {free} are free, "
+                f"and {settings.ARCHIVE_MIN_FREE_BYTES} must stay free (LORA_MANAGER_ARCHIVE_MIN_FREE_MB)"
+            )
+    return problems
+
+
+def stage(
+    inspected: Inspected,
+    wanted: dict[str, Path],
+    progress: Callable[[str, int, int], None] | None = None,
+) -> None:
+    """Verify size and sha256 of every listed file; write those in ``wanted`` to their staging paths.
+
+    Raises ArchiveRefused listing every mismatch (and removes whatever it wrote) on any problem.
+    """
+    files = inspected.files
+    total = sum(entry["size"] for entry in files.values())
+    done = 0
+    problems: list[str] = []
+    written: list[Path] = []
+    try:
+        with zipfile.ZipFile(inspected.path) as zf:
+            for name, entry in files.items():
+                target = wanted.get(name)
+                digest = hashlib.sha256()
+                size = 0
+                out = None
+                try:
+                    if target is not None:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        out = open(target, "xb")  # noqa: SIM115 - closed below
+                        written.append(target)
+                    with zf.open(inspected.infos[name]) as src:
+                        while chunk := src.read(CHUNK):
+                            size += len(chunk)
+                            if size > entry["size"]:
+                                break
+                            digest.update(chunk)
+                            if out is not None:
+                                out.write(chunk)
+                            done += len(chunk)
+                            if progress:
+                                progress("verifying", done, total)
+                    if out is not None:
+                        out.close()
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+                        problems.append(f"the disk filled up while unpacking {name}: {exc.strerror}")
+                        raise ArchiveRefused(problems) from None
+                    problems.append(f"{name}: cannot be unpacked: {exc}")
+                    continue
+                except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+                    problems.append(f"{name}: corrupt data in the archive ({exc})")
+                    continue
+                finally:
+                    if out is not None and not out.closed:
+                        out.close()
+                if size != entry["size"]:
+                    problems.append(f"{name}: the manifest says {entry['size']} bytes, the entry holds more or less")
+                elif digest.hexdigest() != entry["sha256"]:
+                    problems.append(f"{name}: sha256 does not match the manifest (damaged or altered)")
+        if problems:
+            raise ArchiveRefused(problems)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
