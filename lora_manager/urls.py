@@ -23,4 +23,5 @@ urlpatterns = [
     path("library/", include("adapters.urls")),
     path("recommendations/", include("recommendations.urls")),
     path("generate/", include("generation.urls")),
+    path("archive/", include("archive.urls")),
 ]
