@@ -31,7 +31,7 @@ IMPORT = "archive.import_library"
 
 def _to_run(request: HttpRequest, run: ArchiveRun) -> HttpResponse:
     url = reverse("archive:run", args=[run.pk])
-    if request.htmx:
+    if getattr(request, "htmx", None):
         response = HttpResponse(status=204)
         response["HX-Redirect"] = url
         return response
@@ -39,7 +39,7 @@ def _to_run(request: HttpRequest, run: ArchiveRun) -> HttpResponse:
 
 
 def _error(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:
-    if request.htmx:
+    if getattr(request, "htmx", None):
         response = render(request, "archive/_error.html", {"message": message}, status=status)
         response["HX-Retarget"], response["HX-Reswap"] = "#archive-feedback", "innerHTML"
         return response
