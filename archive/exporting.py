@@ -12,7 +12,9 @@ import json
 import os
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,6 +151,78 @@ def _zip_info(name: str, source: Path) -> zipfile.ZipInfo:
     return info
 
 
+def _crc32(path: Path) -> tuple[int, int]:
+    """(CRC-32, size) of a file; runs in a thread pool (zlib releases the GIL on large buffers)."""
+    crc, size = 0, 0
+    with open(path, "rb", buffering=0) as fh:
+        while chunk := fh.read(CHUNK):
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+    return crc, size
+
+
+def _copy_range(src_fd: int, dst_fd: int, count: int, advance: Callable[[int], None]) -> None:
+    """Copy ``count`` bytes in the kernel (copy_file_range, else sendfile), else through a buffer."""
+    left = count
+    for method in ("copy_file_range", "sendfile"):
+        try:
+            while left:
+                if method == "copy_file_range":
+                    n = os.copy_file_range(src_fd, dst_fd, min(left, 1 << 30))
+                else:
+                    n = os.sendfile(dst_fd, src_fd, None, min(left, 1 << 30))
+                if n == 0:
+                    raise OSError(f"{count - left} of {count} bytes copied: the file shrank while exporting")
+                left -= n
+                advance(n)
+            return
+        except (AttributeError, OSError) as exc:
+            unsupported = (None, 18, 22, 38, 95)  # no such call, EXDEV, EINVAL, ENOSYS, ENOTSUP: try the next way
+            if left != count or getattr(exc, "errno", None) not in unsupported:
+                raise
+    while left:
+        chunk = os.read(src_fd, min(left, CHUNK))
+        if not chunk:
+            raise OSError(f"{count - left} of {count} bytes copied: the file shrank while exporting")
+        os.write(dst_fd, chunk)
+        left -= len(chunk)
+        advance(len(chunk))
+
+
+def _write_stored(zf: zipfile.ZipFile, name: str, entry: _Entry, crc_future: Future, advance) -> int:
+    """A stored entry copied by the kernel while a thread computes its CRC-32; returns its size.
+
+    This is what ``ZipFile.open(name, "w")`` does (header, data, header rewritten with the CRC), without
+    pushing every byte through Python, which made exports 3x slower than a plain copy. ``testzip()`` in the
+    tests proves the result.
+    """
+    info = _zip_info(name, entry.source)
+    with open(entry.source, "rb", buffering=0) as src:
+        size = os.fstat(src.fileno()).st_size
+        info.compress_type, info.flag_bits = zipfile.ZIP_STORED, 0
+        info.file_size = info.compress_size = size
+        info.CRC = 0
+        zf.fp.seek(zf.start_dir)
+        info.header_offset = zf.fp.tell()
+        zf._writecheck(info)
+        zf._didModify = True
+        zf.fp.write(info.FileHeader(zip64=True))
+        zf.fp.flush()
+        _copy_range(src.fileno(), zf.fp.fileno(), size, advance)
+    crc, crc_size = crc_future.result()
+    if crc_size != size:
+        raise OSError(f"{entry.source} changed while exporting")
+    info.CRC = crc
+    end = zf.fp.seek(0, os.SEEK_END)
+    zf.fp.seek(info.header_offset)
+    zf.fp.write(info.FileHeader(zip64=True))
+    zf.fp.seek(end)
+    zf.start_dir = end
+    zf.filelist.append(info)
+    zf.NameToInfo[name] = info
+    return size
+
+
 def _write_entry(zf: zipfile.ZipFile, name: str, entry: _Entry, advance: Callable[[int], None]) -> tuple[int, str]:
     """Copy one file into the archive; returns (size, sha256). Hashes only when the cache is stale."""
     digest = None if entry.sha256 else hashlib.sha256()
@@ -208,11 +282,18 @@ def export_library(
         report("writing", written, total_bytes)
 
     files = []
+    # Weights whose sha256 is cached only need a CRC-32: computed ahead in threads while the kernel copies.
+    fast = [n for n, e in collector.entries.items() if e.sha256 and n.lower().endswith(".safetensors")]
+    pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+    crcs: dict[str, Future] = {name: pool.submit(_crc32, collector.entries[name].source) for name in fast}
     try:
         with zipfile.ZipFile(tmp, "w", allowZip64=True, compresslevel=6) as zf:
             for name, entry in collector.entries.items():
                 try:
-                    size, sha = _write_entry(zf, name, entry, advance)
+                    if name in crcs:
+                        size, sha = _write_stored(zf, name, entry, crcs[name], advance), entry.sha256
+                    else:
+                        size, sha = _write_entry(zf, name, entry, advance)
                 except OSError as exc:
                     raise ExportError(f"cannot read {entry.source}: {exc.strerror or exc}") from exc
                 files.append(
@@ -244,10 +325,14 @@ def export_library(
             zf.writestr(info, json.dumps(document, ensure_ascii=False, separators=(",", ":")))
         os.replace(tmp, out)
     except BaseException as exc:
+        for future in crcs.values():
+            future.cancel()
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise ExportError(f"cannot write {out}: {exc.strerror or exc}") from exc
         raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     report("done", total_bytes, total_bytes)
     return ExportResult(out, out.stat().st_size, counts)
 

@@ -19,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "prompt": "benchmarks.prompt",
     "gallery": "benchmarks.gallery",
     "generation": "benchmarks.generation",
+    "archive": "benchmarks.archive",
 }
 
 

@@ -33,8 +33,16 @@ def _history(lib) -> GenerationJob:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(image_bytes("png" if kind == "path" else "webp", (32, 32)))
     GenerationImage.objects.create(
-        job=job, index=0, path=f"{folder}/0.png", thumbnail=f"{folder}/0-thumb.webp", format="PNG",
-        width=32, height=32, size=100, seed=1234, infotext="Steps: 25",
+        job=job,
+        index=0,
+        path=f"{folder}/0.png",
+        thumbnail=f"{folder}/0-thumb.webp",
+        format="PNG",
+        width=32,
+        height=32,
+        size=100,
+        seed=1234,
+        infotext="Steps: 25",
     )
     return job
 

@@ -27,6 +27,7 @@ def test_export_wipe_import_gives_back_every_field_and_file(places, settings, tm
     with zipfile.ZipFile(out) as zf:
         kinds = {i.filename: i.compress_type for i in zf.infolist()}
         manifest = json.loads(zf.read("manifest.json"))
+        assert zf.testzip() is None  # every entry's CRC-32 (weights are written by the kernel) is right
     assert all(kinds[n] == zipfile.ZIP_STORED for n in kinds if n.endswith(".safetensors"))
     assert manifest["format"] == "lora-manager-archive" and manifest["counts"]["adapters"] == 4
     assert not list(out.parent.glob(".*partial"))  # the temporary file was renamed
