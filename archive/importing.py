@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from adapters.models import Adapter, AdapterFile, AdapterStatus, FileStatus, LibraryRoot, Tag
 from archive import checking, planning, sections
@@ -186,6 +186,18 @@ def merge(
     return archive_tags if on_conflict == "update" else local_tags | archive_tags
 
 
+def _restamp(rows: list[tuple]) -> None:
+    """Give created rows the archive's created/updated times (auto_now fields set "now" on insert).
+    One executemany instead of ``bulk_update``, whose CASE expressions cost seconds at 10,000 rows."""
+    adapt = connection.ops.adapt_datetimefield_value
+    table = connection.ops.quote_name(Adapter._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET created_at = %s, updated_at = %s WHERE id = %s",  # noqa: S608 - our own table name
+            [(adapt(created), adapt(updated), pk) for created, updated, pk in rows],
+        )
+
+
 def _apply(inspected: checking.Inspected, plan: Plan, files: _Files, report: Progress) -> dict[str, int]:
     manifest = inspected.manifest
     roots, targets = manifest["roots"], [Path(t) for t in plan.targets]
@@ -208,19 +220,17 @@ def _apply(inspected: checking.Inspected, plan: Plan, files: _Files, report: Pro
     through = Adapter.tags.through
     for start in range(0, len(new_plans), BATCH):
         chunk = new_plans[start : start + BATCH]
-        objs = [Adapter(**planning.incoming_values(items[p.key], roots, targets)) for p in chunk]
+        values = [planning.incoming_values(items[p.key], roots, targets) for p in chunk]
+        objs = [Adapter(**v) for v in values]
         Adapter.objects.bulk_create(objs)
-        for p, obj in zip(chunk, objs, strict=True):
-            values = planning.incoming_values(items[p.key], roots, targets)
-            obj.created_at, obj.updated_at = (
-                values.get("created_at", obj.created_at),
-                values.get("updated_at", obj.updated_at),
-            )
+        stamps = []
+        for p, obj, v in zip(chunk, objs, values, strict=True):
+            stamps.append((v.get("created_at") or obj.created_at, v.get("updated_at") or obj.updated_at, obj.pk))
             key_to_id[p.key] = obj.pk
             tag_links += [through(adapter_id=obj.pk, tag_id=existing_tags[t]) for t in items[p.key].get("tags", [])]
             for file, dest in _place_adapter_files(items[p.key], targets, files, taken):
                 file_rows.append(_file_row(obj.pk, root_rows[file["root"]], file, dest, bool(file.get("archive_path"))))
-        Adapter.objects.bulk_update(objs, ["created_at", "updated_at"])
+        _restamp(stamps)
         counts["created"] += len(chunk)
         report("importing", counts["created"], len(plan.adapters))
     changed = [p for p in plan.adapters if p.outcome != "new"]

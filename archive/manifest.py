@@ -71,7 +71,7 @@ def load_fields(model: type[models.Model], data: dict[str, Any], names: tuple[st
         if name not in data:
             continue
         value = data[name]
-        if isinstance(model._meta.get_field(name), models.DateTimeField) and value is not None:
+        if isinstance(_field(model, name), models.DateTimeField) and value is not None:
             value = parse_datetime(value)
         values[name] = value
     return values
@@ -103,13 +103,23 @@ def _type_problem(field: models.Field, value: Any) -> str | None:
     return None
 
 
+_FIELDS: dict[tuple[type, str], models.Field] = {}
+
+
+def _field(model: type[models.Model], name: str) -> models.Field:
+    key = (model, name)
+    if key not in _FIELDS:
+        _FIELDS[key] = model._meta.get_field(name)
+    return _FIELDS[key]
+
+
 def _check_fields(where: str, model: type[models.Model], data: Any, names: tuple[str, ...], problems: list[str]):
     if not isinstance(data, dict):
         problems.append(f"{where}: must be an object")
         return
     for name in names:
         if name in data:
-            reason = _type_problem(model._meta.get_field(name), data[name])
+            reason = _type_problem(_field(model, name), data[name])
             if reason:
                 problems.append(f"{where}.{name} {reason}")
 
