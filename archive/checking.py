@@ -191,9 +191,8 @@ class _DiskFull(Exception):
     pass
 
 
-def _stored_chunks(fh, info: zipfile.ZipInfo, limit: int):
-    """The raw bytes of a stored entry, read straight from the file (its sha256 is verified instead of
-    the weaker CRC-32, so the bytes pass through Python once, not twice)."""
+def _stored_data_start(fh, info: zipfile.ZipInfo) -> int:
+    """Offset of a stored entry's bytes, after checking its local header against the central directory."""
     fh.seek(info.header_offset)
     header = fh.read(30)
     if len(header) != 30 or header[:4] != b"PK\x03\x04":
@@ -202,14 +201,55 @@ def _stored_chunks(fh, info: zipfile.ZipInfo, limit: int):
     name = fh.read(name_len)
     if name.decode("utf-8" if info.flag_bits & 0x800 else "cp437") != info.orig_filename:
         raise zipfile.BadZipFile("local file name differs from the central directory")
-    fh.seek(extra_len, 1)
-    left = min(info.compress_size, limit)
+    return info.header_offset + 30 + name_len + extra_len
+
+
+def _stored_chunks(fh, start: int, count: int):
+    """The raw bytes of a stored entry, read straight from the file: its sha256 is verified instead of
+    the weaker CRC-32, so the bytes pass through Python once, not twice."""
+    fh.seek(start)
+    left = count
     while left > 0:
         chunk = fh.read(min(CHUNK, left))
         if not chunk:
             raise EOFError("the archive ends inside this entry")
         left -= len(chunk)
         yield chunk
+
+
+class _KernelCopy(threading.Thread):
+    """Copies a byte range between files inside the kernel (copy_file_range) while the caller hashes it."""
+
+    def __init__(self, src_fd: int, dst_fd: int, offset: int, count: int):
+        super().__init__(daemon=True)
+        self.args_ = (src_fd, dst_fd, offset, count)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        src_fd, dst_fd, offset, left = self.args_
+        try:
+            while left > 0:
+                n = os.copy_file_range(src_fd, dst_fd, min(left, 1 << 30), offset)
+                if n == 0:
+                    raise EOFError("the archive ends inside this entry")
+                offset, left = offset + n, left - n
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which re-raises it
+            self.error = exc
+
+
+def _start_kernel_copy(fh, out, start: int, count: int) -> _KernelCopy | None:
+    """A running kernel copy, or None where copy_file_range cannot do it (then Python writes the bytes)."""
+    if not hasattr(os, "copy_file_range") or count == 0:
+        return None
+    try:
+        first = os.copy_file_range(fh.fileno(), out.fileno(), min(count, 1 << 20), start)
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            return None
+        raise
+    copy = _KernelCopy(fh.fileno(), out.fileno(), start + first, count - first)
+    copy.start()
+    return copy
 
 
 def _verify_one(inspected: Inspected, name: str, entry: dict, target: Path | None, advance, stop) -> list[str]:
@@ -220,23 +260,33 @@ def _verify_one(inspected: Inspected, name: str, entry: dict, target: Path | Non
         if target is not None:
             target.parent.mkdir(parents=True, exist_ok=True)
             out = open(target, "xb")  # noqa: SIM115 - closed below
-        with open(inspected.path, "rb") as fh:
+        with open(inspected.path, "rb") as fh, open(inspected.path, "rb") as copy_fh:
+            copy = None
             if info.compress_type == zipfile.ZIP_STORED:
-                chunks = _stored_chunks(fh, info, entry["size"] + 1)
+                start = _stored_data_start(fh, info)
+                if out is not None and info.compress_size == entry["size"]:
+                    copy = _start_kernel_copy(copy_fh, out, start, entry["size"])  # then this thread only hashes
+                chunks = _stored_chunks(fh, start, min(info.compress_size, entry["size"] + 1))
             else:
                 zf = zipfile.ZipFile(fh)
                 src = zf.open(info)
                 chunks = iter(lambda: src.read(CHUNK), b"")
-            for chunk in chunks:
-                if stop.is_set():
-                    return []
-                size += len(chunk)
-                if size > entry["size"]:
-                    break
-                digest.update(chunk)
-                if out is not None:
-                    out.write(chunk)
-                advance(len(chunk))
+            try:
+                for chunk in chunks:
+                    if stop.is_set():
+                        return []
+                    size += len(chunk)
+                    if size > entry["size"]:
+                        break
+                    digest.update(chunk)
+                    if out is not None and copy is None:
+                        out.write(chunk)
+                    advance(len(chunk))
+            finally:
+                if copy is not None:
+                    copy.join()  # never close the files under a running copy
+            if copy is not None and copy.error is not None:
+                raise copy.error
         if out is not None:
             out.close()
     except OSError as exc:
