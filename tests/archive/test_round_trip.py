@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
 
-from adapters.models import Adapter
+from adapters.models import Adapter, AdapterFile
 from archive import exporting, importing
 from tests.archive.conftest import build_library, file_hashes, snapshot, wipe
 
@@ -68,3 +68,19 @@ def test_commands_round_trip_with_progress_and_dry_run(places, settings, tmp_pat
     after = snapshot()["adapters"]
     assert set(after) == {sha for sha, a in before["adapters"].items() if "character" in a["tags"]}
     assert all(after[sha] == before["adapters"][sha] for sha in after)
+
+
+@pytest.mark.django_db
+def test_import_on_another_machine_moves_files_and_paths_to_its_library(places, settings, tmp_path):
+    build_library(places)
+    out = exporting.export_library(tmp_path / "move.zip").path
+    wipe(places, settings)
+    elsewhere = tmp_path / "new-machine" / "loras"
+    call_command("import_library", str(out), "--library-dir", str(elsewhere), "--on-conflict", "keep-both")
+    paths = sorted(AdapterFile.objects.values_list("path", flat=True))
+    assert paths and all(p.startswith(str(elsewhere) + "/") for p in paths)
+    assert all(Path(p).is_file() for p in paths)
+    zelda = Adapter.objects.get(name="Zelda (Breath of the Wild)")
+    assert zelda.preview_source == str(elsewhere / "characters" / "zelda.preview.png")
+    assert Path(zelda.preview_source).is_file() and (elsewhere / "characters" / "zelda.civitai.info").is_file()
+    assert not list(places.iterdir())  # nothing was written to the old location

@@ -176,3 +176,20 @@ def test_export_progress_reaches_the_page_through_redis(client, editor, places, 
         await communicator.disconnect()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.django_db
+def test_export_page_offers_the_current_gallery_filter(editor_client, editor, places):
+    build_library(places, user=editor)
+    page = editor_client.get("/archive/", {"filter": "tag=style"}).content.decode()
+    assert 'value="filter" checked' in page and "1 adapter" in page
+
+
+@pytest.mark.django_db
+def test_runs_left_by_a_killed_worker_are_marked_failed(redis_conn):
+    from archive import runs
+
+    run = ArchiveRun.objects.create(kind="import", status="running", rq_job_id="archive-gone")
+    assert runs.reconcile_stale_runs() == 1
+    run.refresh_from_db()
+    assert run.status == "failed" and "worker stopped" in run.message
