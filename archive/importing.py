@@ -233,7 +233,10 @@ def _apply(inspected: checking.Inspected, plan: Plan, files: _Files, report: Pro
         _restamp(stamps)
         counts["created"] += len(chunk)
         report("importing", counts["created"], len(plan.adapters))
-    changed = [p for p in plan.adapters if p.outcome != "new"]
+    merging = plan.on_conflict != "skip"
+    matched = [p for p in plan.adapters if p.outcome != "new"]
+    changed = [p for p in matched if p.restore_files or (merging and p.outcome in ("updated", "conflicting"))]
+    counts["unchanged"] = len(matched) - len(changed)  # identical (or skipped) adapters are not even loaded
     locals_ = Adapter.objects.in_bulk([p.local_id for p in changed])
     for p in changed:
         item, local = items[p.key], locals_[p.local_id]
