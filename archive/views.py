@@ -38,10 +38,11 @@ def _to_run(request: HttpRequest, run: ArchiveRun) -> HttpResponse:
     return redirect(url)
 
 
-def _error(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:
+def _error(request: HttpRequest, message: str, status: int = 422) -> HttpResponse:
     if getattr(request, "htmx", None):
         response = render(request, "archive/_error.html", {"message": message}, status=status)
-        response["HX-Retarget"], response["HX-Reswap"] = "#archive-feedback", "innerHTML"
+        target = "#feedback" if request.POST.get("from_gallery") else "#archive-feedback"  # the library's bulk bar
+        response["HX-Retarget"], response["HX-Reswap"] = target, "innerHTML"
         return response
     messages.error(request, message)
     return redirect("archive:page")

@@ -10,6 +10,7 @@ the ZIP, verifies every sha256 and moves the files into place.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ from benchmarks.library import warm_page_cache
 from tests.factories.lora_files import write_lora
 
 ROUNDS = 3
+CPUS = os.cpu_count() or 1
 MARKER = ".bench-archive.json"
 TARGET_RATIO = 0.8
 
@@ -65,6 +67,12 @@ def _plain_copy(files: list[Path], dest: Path) -> None:
         shutil.copyfile(path, dest / f"{index}-{path.name}")
 
 
+def _sha256_all(files: list[Path]) -> None:
+    for path in files:
+        with open(path, "rb") as fh:
+            hashlib.file_digest(fh, "sha256")
+
+
 def _timed(func) -> float:
     """Wall time of ``func``, each starting with no dirty pages waiting (written data is flushed first), so
     a step is not throttled by the writeback of the step before it."""
@@ -74,12 +82,12 @@ def _timed(func) -> float:
     return time.perf_counter() - started
 
 
-def _with_weights(work: Path, total_mb: int) -> dict:
-    library = weights_library(settings.DATA_DIR / "bench-archive-library", total_mb)
+def _with_weights(work: Path, total_mb: int, library_root: Path | None = None) -> dict:
+    library = weights_library(library_root or settings.DATA_DIR / "bench-archive-library", total_mb)
     files = sorted(library.rglob("*.safetensors"))
     total = sum(p.stat().st_size for p in files)
     warm_page_cache(library)
-    export_s, import_s, copy_s = [], [], []
+    export_s, import_s, copy_s, sha_s = [], [], [], []
     archive = work / "bench.zip"
     for round_no in range(ROUNDS):
         _empty_catalog()  # the catalog of the library itself (the last import replaced it)
@@ -88,6 +96,7 @@ def _with_weights(work: Path, total_mb: int) -> dict:
         copy_dir = work / f"copy-{round_no}"
         copy_dir.mkdir()
         copy_s.append(_timed(lambda d=copy_dir: _plain_copy(files, d)))
+        sha_s.append(_timed(lambda: _sha256_all(files)))
         shutil.rmtree(copy_dir)
         archive.unlink(missing_ok=True)
         export_s.append(_timed(lambda: exporting.export_library(archive)))
@@ -103,9 +112,11 @@ def _with_weights(work: Path, total_mb: int) -> dict:
         "plain_copy_mb_per_s": round(plain / 2**20, 1),
         "export_mb_per_s": round(total / min(export_s) / 2**20, 1),
         "import_mb_per_s": round(total / min(import_s) / 2**20, 1),
+        "sha256_one_thread_mb_per_s": round(total / min(sha_s) / 2**20, 1),  # what import must verify
         "export_vs_copy_ratio": round(min(copy_s) / min(export_s), 3),
         "import_vs_copy_ratio": round(min(copy_s) / min(import_s), 3),
         "target_ratio": TARGET_RATIO,
+        "cpus": CPUS,
     }
 
 
@@ -142,12 +153,12 @@ def _metadata_only(work: Path, count: int) -> dict:
     }
 
 
-def run(total_mb: int | None = None, metadata_count: int | None = None) -> dict:
+def run(total_mb: int | None = None, metadata_count: int | None = None, library_root: Path | None = None) -> dict:
     total_mb = total_mb or int(os.environ.get("LORA_MANAGER_BENCH_ARCHIVE_MB", "1024"))
     metadata_count = metadata_count or int(os.environ.get("LORA_MANAGER_BENCH_ARCHIVE_ADAPTERS", "10000"))
     work = Path(tempfile.mkdtemp(prefix="bench-archive-", dir=settings.DATA_DIR))
     try:
-        figures = _with_weights(work, total_mb)
+        figures = _with_weights(work, total_mb, library_root)
         figures.update(_metadata_only(work, metadata_count))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -52,7 +52,8 @@ def test_export_selected_from_the_gallery_and_by_filter(
         editor_client.post("/archive/export/", {"from_gallery": "1", "ids": [lib["ink"].pk], "metadata_only": "1"})
         editor_client.post("/archive/export/", {"scope": "filter", "filter": "tag=style"})
     none = editor_client.post("/archive/export/", {"from_gallery": "1"}, HTTP_HX_REQUEST="true")
-    assert none.status_code == 400 and b"Select at least one adapter" in none.content
+    assert none.status_code == 422 and b"Select at least one adapter" in none.content
+    assert none["HX-Retarget"] == "#feedback"  # shown in the library's bulk bar
     run_worker("default")
     selected, filtered = ArchiveRun.objects.order_by("pk")
     assert selected.result["adapters"] == 1 and filtered.result["adapters"] >= 1
