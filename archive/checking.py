@@ -11,7 +11,6 @@ import errno
 import hashlib
 import json
 import os
-import re
 import shutil
 import stat
 import threading
@@ -29,7 +28,6 @@ from archive import manifest as mf
 CHUNK = 4 * 1024 * 1024
 RATIO_MIN_BYTES = 1024 * 1024  # small entries may compress well (JSON); the ratio limit applies above this
 MAX_LISTED_PROBLEMS = 500
-_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 class ArchiveRefused(Exception):
@@ -60,20 +58,7 @@ class Inspected:
 
 def name_problem(name: str) -> str | None:
     """Why an entry name could escape the destination (zip slip), or None when it is safe."""
-    if not name:
-        return "empty entry name"
-    if "\\" in name:
-        return f"{name!r}: backslash in entry name"
-    if name.startswith("/"):
-        return f"{name!r}: absolute path"
-    if _DRIVE.match(name):
-        return f"{name!r}: drive letter"
-    if "\x00" in name:
-        return f"{name!r}: NUL in entry name"
-    parts = name.rstrip("/").split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        return f"{name!r}: '..', '.' or empty path component"
-    return None
+    return mf.name_problem(name)
 
 
 def _read_manifest(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> dict | list[str]:

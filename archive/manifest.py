@@ -52,6 +52,26 @@ FILE_FIELDS = (
 )
 
 
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def name_problem(name: str) -> str | None:
+    """Why a relative path (ZIP entry name, manifest rel_path) could escape its folder, or None if safe."""
+    if not name:
+        return "empty path"
+    if "\\" in name:
+        return f"{name!r}: backslash in path"
+    if name.startswith("/"):
+        return f"{name!r}: absolute path"
+    if _DRIVE.match(name):
+        return f"{name!r}: drive letter"
+    if "\x00" in name:
+        return f"{name!r}: NUL in path"
+    if any(part in ("", ".", "..") for part in name.rstrip("/").split("/")):
+        return f"{name!r}: '..', '.' or empty path component"
+    return None
+
+
 def app_version() -> str:
     try:
         with open(Path(settings.BASE_DIR) / "pyproject.toml", "rb") as fh:
@@ -204,10 +224,20 @@ def validate(manifest: Any) -> list[str]:
                 problems.append(f"{fwhere}.root is not an index into manifest.roots")
             if not isinstance(file.get("rel_path"), str) or not file["rel_path"]:
                 problems.append(f"{fwhere}.rel_path is missing")
+            elif name_problem(file["rel_path"]):
+                problems.append(f"{fwhere}.rel_path is unsafe: {name_problem(file['rel_path'])}")
             _check_fields(fwhere, AdapterFile, file, FILE_FIELDS, problems)
             for ref in [file.get("archive_path"), *file.get("companions", [])]:
                 if ref is not None and ref not in files:
                     problems.append(f"{fwhere} refers to {ref!r}, which is not in manifest.files")
+    history = manifest.get("sections", {}).get("history", {})
+    for i, job in enumerate(history.get("items", []) if isinstance(history, dict) else []):
+        images = job.get("images", []) if isinstance(job, dict) else None
+        for image in images if isinstance(images, list) else [None]:
+            for kind in ("path", "thumbnail"):
+                value = image.get(kind) if isinstance(image, dict) else None
+                if not isinstance(value, str) or "/" in value or name_problem(value):
+                    problems.append(f"sections.history.items[{i}]: image {kind} must be a plain file name")
     for name, section in manifest.get("sections", {}).items():
         if not isinstance(section, dict) or not isinstance(section.get("items"), list):
             problems.append(f"sections.{name} must be an object with an items list")

@@ -104,11 +104,14 @@ def target_roots(roots: list[str], library_dir: str | Path | None) -> list[Path]
 
 
 def remap_path(path: str, roots: list[str], targets: list[Path]) -> str:
-    """An absolute path under an archive root, moved to the matching library folder here."""
+    """An absolute path under an archive root, moved to the matching library folder here; "" for a path
+    outside every root (an archive must not point the thumbnailer at arbitrary files on this machine)."""
+    path = os.path.normpath(path)
     for root, target in zip(roots, targets, strict=True):
+        root = os.path.normpath(root)
         if path.startswith(root.rstrip("/") + "/"):
             return str(target / os.path.relpath(path, root))
-    return path
+    return ""
 
 
 def incoming_values(item: dict, roots: list[str], targets: list[Path]) -> dict[str, Any]:

@@ -197,3 +197,15 @@ def test_disk_filling_up_while_unpacking_leaves_nothing_behind(exported, places)
     from adapters.models import Adapter
 
     assert Adapter.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_manifest_paths_that_would_escape_the_library_are_refused(exported, tmp_path):
+    archive, unchanged = exported
+
+    def escape(manifest):
+        manifest["adapters"][0]["files"][0]["rel_path"] = "../../evil.safetensors"
+        return manifest
+
+    message = refused(rewrite(archive, tmp_path / "relpath.zip", manifest=escape))
+    assert "rel_path is unsafe" in message and "'..'" in message and unchanged()
