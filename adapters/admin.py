@@ -11,6 +11,7 @@ from django.utils.html import format_html
 
 from adapters import bulk_edit, scan_runs
 from adapters.models import Adapter, AdapterFile, BaseModel, LibraryRoot, ScanRun, Tag
+from archive.admin import export_selected, has_export_permission
 
 
 class TagsForm(forms.Form):
@@ -124,7 +125,9 @@ class AdapterAdmin(admin.ModelAdmin):
         "rescan",
         "rehash",
         "remove_from_catalog",
+        export_selected,
     ]
+    has_export_permission = has_export_permission
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("tags")

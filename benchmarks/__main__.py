@@ -20,6 +20,7 @@ REGISTRY: dict[str, str] = {
     "gallery": "benchmarks.gallery",
     "generation": "benchmarks.generation",
     "dashboard": "benchmarks.dashboard",
+    "archive": "benchmarks.archive",
 }
 
 

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from adapters.routing import websocket_urlpatterns as adapter_patterns
+from archive.routing import websocket_urlpatterns as archive_patterns
 from generation.routing import websocket_urlpatterns as generation_patterns
 from lora_manager.consumers import ActivityConsumer
 from recommendations.routing import websocket_urlpatterns as recommendation_patterns
@@ -10,4 +11,5 @@ websocket_urlpatterns = [
     *adapter_patterns,
     *generation_patterns,
     *recommendation_patterns,
+    *archive_patterns,
 ]

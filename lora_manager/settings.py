@@ -186,3 +186,15 @@ LOGGING = {
 RETENTION_KEEP_JOBS = env.env_int("RETENTION_KEEP_JOBS", 0, minimum=0, maximum=100_000_000)
 RETENTION_KEEP_DAYS = env.env_int("RETENTION_KEEP_DAYS", 0, minimum=0, maximum=100 * 365)
 RETENTION_INTERVAL_MINUTES = env.env_int("RETENTION_INTERVAL_MINUTES", 60, minimum=0, maximum=60 * 24 * 30)
+# Archive: export / import / backups (docs/archive.md).
+ARCHIVE_DIR = DATA_DIR / "archive"  # finished exports and streamed uploads
+BACKUP_DIR = Path(env.env_str("BACKUP_DIR", str(DATA_DIR / "backups"))).expanduser().resolve()
+BACKUP_INTERVAL_HOURS = env.env_int("BACKUP_INTERVAL_HOURS", 24, minimum=0, maximum=24 * 365)  # 0 = no schedule
+BACKUP_KEEP = env.env_int("BACKUP_KEEP", 7, minimum=1, maximum=10_000)
+BACKUP_WEIGHTS = env.env_bool("BACKUP_WEIGHTS", False)
+ARCHIVE_MAX_UPLOAD_BYTES = env.env_int("ARCHIVE_MAX_UPLOAD_MB", 64 * 1024, minimum=1, maximum=64 * 1024 * 1024) * 2**20
+ARCHIVE_MAX_UNCOMPRESSED_BYTES = (
+    env.env_int("ARCHIVE_MAX_UNCOMPRESSED_MB", 1024 * 1024, minimum=1, maximum=1024 * 1024 * 1024) * 2**20
+)
+ARCHIVE_MAX_RATIO = env.env_int("ARCHIVE_MAX_RATIO", 200, minimum=2, maximum=100_000)  # zip bombs
+ARCHIVE_MIN_FREE_BYTES = env.env_int("ARCHIVE_MIN_FREE_MB", 512, minimum=0, maximum=1024 * 1024 * 1024) * 2**20

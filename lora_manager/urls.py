@@ -27,4 +27,5 @@ urlpatterns = [
     path("status.json", dashboard_views.status_json, name="status_json"),
     path("suggestions/accepted", dashboard_views.suggestion_accepted, name="suggestion_accepted"),
     path("api/", include("api.urls")),
+    path("archive/", include("archive.urls")),
 ]

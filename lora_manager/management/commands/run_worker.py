@@ -4,6 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from adapters.scan_runs import reconcile_stale_runs
 from adapters.tasks import schedule_periodic_rescan
+from archive.runs import reconcile_stale_runs as reconcile_archive_runs
+from archive.tasks import schedule_periodic_backup
 from generation.reconciling import reconcile_stale_jobs
 from generation.tasks import schedule_periodic_retention
 from recommendations.embedding_runs import reconcile_stale_runs as reconcile_embedding_runs
@@ -41,4 +43,6 @@ class Command(BaseCommand):
         reconcile_embedding_runs()  # embedding runs a killed worker left running
         schedule_periodic_rescan()
         schedule_periodic_retention()
+        reconcile_archive_runs()  # exports/imports a killed worker left running
+        schedule_periodic_backup()
         call_command("rqworker", *queues, with_scheduler=True)

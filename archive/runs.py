@@ -1,0 +1,167 @@
+"""Archive work as tracked runs: the row users watch, the job that executes it, progress as it goes.
+
+Views, the admin action, the scheduler and the commands share the domain functions (``exporting``,
+``importing``, ``backups``); this module only wraps them in a row with progress and a clear outcome.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from archive import backups, exporting, importing
+from archive.checking import ArchiveRefused
+from archive.models import ArchiveRun
+from lora_manager import jobs
+from lora_manager.realtime import group_send
+
+RUN_GROUP = "archive.{pk}"
+Status = ArchiveRun.Status
+
+
+class RunReporter:
+    """Writes progress to the row at most a few times a second and tells watching pages."""
+
+    def __init__(self, run: ArchiveRun, interval: float = 0.25):
+        self.run, self.interval, self.last = run, interval, 0.0
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.interval and done != total and phase == self.run.phase:
+            return
+        self.last = now
+        self.run.phase, self.run.done, self.run.total = phase, done, total
+        ArchiveRun.objects.filter(pk=self.run.pk).update(phase=phase, done=done, total=total)
+        self.notify()
+
+    def notify(self) -> None:
+        group_send(RUN_GROUP.format(pk=self.run.pk), {"type": "archive.progress", "run_id": self.run.pk})
+
+
+def _start(kind: str, user=None, **fields) -> ArchiveRun:
+    from archive import tasks
+
+    job = {"export": tasks.export_job, "backup": tasks.backup_job, "check": tasks.check_job, "import": tasks.import_job}
+    with transaction.atomic():
+        run = ArchiveRun.objects.create(kind=kind, requested_by=user, **fields)
+        run.rq_job_id = f"archive-{run.pk}"
+        run.save(update_fields=["rq_job_id"])
+        jobs.enqueue("default", job[kind], run.pk, job_id=run.rq_job_id)
+    return run
+
+
+def start_export(
+    user=None,
+    adapter_ids: list[int] | None = None,
+    tags: list[str] | None = None,
+    metadata_only: bool = False,
+    include_history: bool = False,
+    scope: str = "all",
+) -> ArchiveRun:
+    options = {
+        "scope": scope,
+        "adapter_ids": adapter_ids,
+        "tags": tags or [],
+        "metadata_only": metadata_only,
+        "include_history": include_history,
+    }
+    return _start("export", user, options=options)
+
+
+def start_backup(user=None, weights: bool | None = None) -> ArchiveRun:
+    return _start("backup", user, options={"weights": settings.BACKUP_WEIGHTS if weights is None else weights})
+
+
+def start_check(
+    path: Path, user=None, original_name: str = "", on_conflict: str = "skip", upload: bool = True
+) -> ArchiveRun:
+    options = {"on_conflict": on_conflict, "upload": upload}
+    return _start("check", user, path=str(path), original_name=original_name, size=path.stat().st_size, options=options)
+
+
+def start_import(check: ArchiveRun, on_conflict: str, user=None) -> ArchiveRun:
+    options = {**check.options, "on_conflict": on_conflict, "check_id": check.pk}
+    return _start("import", user, path=check.path, original_name=check.original_name, size=check.size, options=options)
+
+
+def execute(run: ArchiveRun) -> ArchiveRun:
+    """Run the row's work; the row ends SUCCEEDED/READY or FAILED with every problem listed."""
+    reporter = RunReporter(run)
+    run.status, run.started_at = Status.RUNNING, timezone.now()
+    run.save(update_fields=["status", "started_at"])
+    reporter.notify()
+    try:
+        _work(run, reporter)
+    except (ArchiveRefused, exporting.ExportError) as exc:
+        problems = getattr(exc, "problems", [str(exc)])
+        run.status, run.problems = Status.FAILED, problems
+        plural = "s" * (len(problems) != 1)
+        run.message = f"{run.get_kind_display()} refused: {len(problems)} problem{plural}; nothing was changed"
+    except Exception as exc:
+        run.status, run.message = Status.FAILED, f"{run.get_kind_display()} failed: {exc}"
+        run.finished_at = timezone.now()
+        run.save()
+        reporter.notify()
+        raise
+    run.finished_at = timezone.now()
+    run.save()
+    reporter.notify()
+    return run
+
+
+def _work(run: ArchiveRun, reporter: RunReporter) -> None:
+    options = run.options
+    if run.kind in (ArchiveRun.Kind.EXPORT, ArchiveRun.Kind.BACKUP):
+        if run.kind == ArchiveRun.Kind.BACKUP:
+            result = backups.backup_now(weights=options.get("weights", False), progress=reporter)
+        else:
+            result = exporting.export_library(
+                exporting.default_export_path(options.get("metadata_only", False)),
+                adapter_ids=options.get("adapter_ids"),
+                tags=options.get("tags"),
+                metadata_only=options.get("metadata_only", False),
+                include_history=options.get("include_history", False),
+                progress=reporter,
+            )
+        run.path, run.size, run.result = str(result.path), result.size, result.counts
+        run.status, run.message = Status.SUCCEEDED, f"wrote {result.path.name}"
+        return
+    dry_run = run.kind == ArchiveRun.Kind.CHECK
+    result = importing.import_archive(
+        run.path,
+        on_conflict=options.get("on_conflict", "skip"),
+        dry_run=dry_run,
+        progress=reporter,
+        max_size=settings.ARCHIVE_MAX_UPLOAD_BYTES if options.get("upload") else None,
+    )
+    run.plan = result.plan.as_dict()
+    if dry_run:
+        run.status, run.message = Status.READY, "checked: every file verified; confirm to import"
+        return
+    run.result = result.counts
+    run.status, run.message = Status.SUCCEEDED, "imported"
+    if options.get("upload"):
+        Path(run.path).unlink(missing_ok=True)  # the upload has served its purpose
+    from recommendations.embedding_runs import request_embedding_safely
+
+    request_embedding_safely("import")
+
+
+def reconcile_stale_runs() -> int:
+    """Rows a killed worker left QUEUED/RUNNING become FAILED, so the page never waits forever."""
+    import django_rq
+
+    queue = django_rq.get_queue("default")
+    alive = set(queue.started_job_registry.get_job_ids()) | set(queue.get_job_ids())
+    fixed = 0
+    for run in ArchiveRun.objects.filter(status__in=[Status.QUEUED, Status.RUNNING]):
+        if run.rq_job_id not in alive:
+            run.status, run.finished_at = Status.FAILED, timezone.now()
+            run.message = "the worker stopped before this finished; start it again"
+            run.save(update_fields=["status", "finished_at", "message"])
+            fixed += 1
+    return fixed
