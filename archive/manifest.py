@@ -238,6 +238,18 @@ def validate(manifest: Any) -> list[str]:
                 value = image.get(kind) if isinstance(image, dict) else None
                 if not isinstance(value, str) or "/" in value or name_problem(value):
                     problems.append(f"sections.history.items[{i}]: image {kind} must be a plain file name")
+            ratings = image.get("ratings", []) if isinstance(image, dict) else []
+            for rating in ratings if isinstance(ratings, list) else [None]:
+                if not (
+                    isinstance(rating, dict)
+                    and isinstance(rating.get("user"), str)
+                    and rating.get("thumb") in (None, -1, 1)
+                    and (rating.get("stars") is None or rating.get("stars") in (1, 2, 3, 4, 5))
+                    and (rating.get("thumb") is not None or rating.get("stars") is not None)
+                ):
+                    problems.append(
+                        f"sections.history.items[{i}]: a rating needs a user and a thumb (-1, 1) and/or stars (1-5)"
+                    )
     for name, section in manifest.get("sections", {}).items():
         if not isinstance(section, dict) or not isinstance(section.get("items"), list):
             problems.append(f"sections.{name} must be an object with an items list")

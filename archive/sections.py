@@ -1,4 +1,5 @@
-"""Optional manifest sections beside the adapters: presets, recommendation feedback, generation history.
+"""Optional manifest sections beside the adapters: presets, recommendation feedback, generation history
+(with the ratings of its result images).
 
 Each section has an ``export_*`` (rows to plain dicts) and an ``import_*`` that both plans (``apply=False``:
 counts only, nothing written) and applies, so the dry-run plan and the import can never disagree.
@@ -18,8 +19,8 @@ from django.utils.dateparse import parse_datetime
 
 from adapters.models import Adapter
 from archive import manifest as mf
-from generation import storage
-from generation.models import GenerationImage, GenerationJob, JobLora, Preset
+from generation import learning, storage
+from generation.models import GenerationImage, GenerationJob, JobLora, Preset, RatedLora, ResultRating
 from recommendations.feedback import context_key
 from recommendations.models import Feedback
 
@@ -27,8 +28,8 @@ Resolve = Callable[[Any], int | None]
 JOB_FIELDS = tuple(
     f.name
     for f in GenerationJob._meta.concrete_fields
-    if not f.primary_key and f.name not in ("requested_by", "rq_job_id", "preview")
-)
+    if not f.primary_key and not f.is_relation and f.name not in ("rq_job_id", "preview")
+)  # relations (who asked, the sweep, the delivery target) are not part of the history
 IMAGE_FIELDS = ("index", "format", "width", "height", "size", "seed", "infotext", "partial")
 
 
@@ -204,7 +205,9 @@ def export_history(keys: dict[int, str]) -> tuple[list[dict], list[tuple[str, Pa
     """Finished jobs with their LoRAs and images; returns (items, [(archive path, image file)])."""
     items, files = [], []
     jobs = GenerationJob.objects.exclude(status__in=["queued", "running"]).select_related("requested_by")
-    for job in jobs.prefetch_related("loras", "images").order_by("pk").iterator(chunk_size=500):
+    for job in (
+        jobs.prefetch_related("loras", "images", "images__ratings__user").order_by("pk").iterator(chunk_size=500)
+    ):
         item = {name: mf.dump_value(getattr(job, name)) for name in JOB_FIELDS}
         item["requested_by"] = job.requested_by.get_username() if job.requested_by else None
         item["loras"] = [
@@ -227,6 +230,15 @@ def export_history(keys: dict[int, str]) -> tuple[list[dict], list[tuple[str, Pa
                 if source.is_file():
                     files.append((archive_path, source))
                     entry[f"{kind}_archive"] = archive_path
+            entry["ratings"] = [
+                {
+                    "user": r.user.get_username(),
+                    "thumb": r.thumb,
+                    "stars": r.stars,
+                    "created_at": mf.dump_value(r.created_at),
+                }
+                for r in image.ratings.all()
+            ]
             item["images"].append(entry)
         items.append(item)
     return items, files
@@ -240,8 +252,10 @@ def import_history(
     items: list[dict], resolve: Resolve, apply: bool, place: Callable[[str, str], None] | None = None
 ) -> dict[str, int]:
     """New jobs are added (with their images, placed by ``place(archive_path, media_relative_path)``);
-    a job already here (same creation time, prompt and seed) is identical and left alone."""
+    a job already here (same creation time, prompt and seed) is identical and left alone. Ratings of new
+    jobs' images come along for users that exist here, and teach the adapters as if rated here."""
     counts: Counter = Counter()
+    taught: set[int] = set()
     existing = set(GenerationJob.objects.values_list("created_at", "prompt", "seed"))
     users = _usernames()
     for item in items:
@@ -273,6 +287,31 @@ def import_history(
                 paths[kind] = f"{folder}/{PurePosixPath(image[kind]).name}"
                 if image.get(f"{kind}_archive") and place:
                     place(image[f"{kind}_archive"], paths[kind])
-            GenerationImage.objects.create(job=job, **{n: image[n] for n in IMAGE_FIELDS}, **paths)
+            made = GenerationImage.objects.create(job=job, **{n: image[n] for n in IMAGE_FIELDS}, **paths)
+            rated = _import_ratings(made, image.get("ratings", []), users)
+            counts["ratings"] += rated
+            if rated:
+                taught.update(pk for pk in made.job.loras.values_list("adapter_id", flat=True) if pk)
         existing.add(key)
+    learning.refresh(taught)
     return dict(counts)
+
+
+def _import_ratings(image: GenerationImage, items: list[dict], users: dict[str, int]) -> int:
+    made = 0
+    loras = list(image.job.loras.all())
+    for item in items:
+        user_id = users.get(item.get("user"))
+        if user_id is None:  # votes of people who have no account here are left out
+            continue
+        rating = ResultRating.objects.create(
+            image=image, job=image.job, user_id=user_id, thumb=item.get("thumb"), stars=item.get("stars")
+        )
+        if item.get("created_at"):
+            ResultRating.objects.filter(pk=rating.pk).update(created_at=parse_datetime(item["created_at"]))
+        RatedLora.objects.bulk_create(
+            RatedLora(rating=rating, adapter_id=lo.adapter_id, name=lo.name, weight=lo.weight, applied=lo.applied)
+            for lo in loras
+        )
+        made += 1
+    return made

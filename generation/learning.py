@@ -15,6 +15,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.db.models import Case, Count, ExpressionWrapper, F, FloatField, Q, Sum, Value, When
+
 from adapters.models import Adapter
 from generation.models import RatedLora
 
@@ -212,3 +214,42 @@ def ranking_terms(adapter_ids: Iterable[int]) -> dict[int, tuple[float, int, int
         if vote:
             counts[adapter_id][0 if vote == 1 else 1] += 1
     return {pk: ((up - down) / (up + down + 2), up, down) for pk, (up, down) in counts.items() if up + down}
+
+
+def best_rated(limit: int = 10) -> list[tuple[Adapter, int, float, int | None]]:
+    """(adapter, rated results, mean stars 1-5, approval %) of the adapters whose results rate best.
+
+    One aggregate query, ordered by the mean score pulled toward neutral by one imaginary rating
+    (``PRIOR``, as for weights), then by how many results were rated. (A LoRA used twice in one job
+    counts that job's score twice here.)"""
+    score = Case(
+        When(rating__stars__isnull=False, then=(F("rating__stars") - 1.0) / 4.0),
+        When(rating__thumb=1, then=Value(1.0)),
+        default=Value(0.0),
+        output_field=FloatField(),
+    )
+    approves = Q(rating__thumb=1) | Q(rating__thumb__isnull=True, rating__stars__gte=4)
+    disapproves = Q(rating__thumb=-1) | Q(rating__thumb__isnull=True, rating__stars__lte=2)
+    rows = (
+        RatedLora.objects.filter(adapter__isnull=False)
+        .exclude(applied=False)
+        .values("adapter_id")
+        .annotate(
+            rated=Count("rating", distinct=True),
+            total=Sum(score),
+            up=Count("rating", filter=approves, distinct=True),
+            down=Count("rating", filter=disapproves, distinct=True),
+        )
+        .annotate(smoothed=ExpressionWrapper((F("total") + PRIOR) / (F("rated") + 1.0), output_field=FloatField()))
+        .order_by("-smoothed", "-rated", "adapter_id")[:limit]
+    )
+    rows = list(rows)
+    adapters = Adapter.objects.in_bulk([row["adapter_id"] for row in rows])
+    best = []
+    for row in rows:
+        if row["adapter_id"] in adapters:
+            judged = row["up"] + row["down"]
+            mean = row["total"] / row["rated"] if row["rated"] else 0.0
+            approval = round(100 * row["up"] / judged) if judged else None
+            best.append((adapters[row["adapter_id"]], row["rated"], round(1 + 4 * mean, 1), approval))
+    return best

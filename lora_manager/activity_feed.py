@@ -1,7 +1,7 @@
 """The dashboard's activity feed: scans, embedding runs, failed generations and archive work, newest first.
 
 Each source is one short indexed query; ``recent`` merges them. Imports, exports and backups come from
-the archive app (being built on another branch): ``archive_events`` is where they plug in.
+the archive app's run rows.
 """
 
 from __future__ import annotations
@@ -74,9 +74,25 @@ def embedding_events(limit: int = FEED_LIMIT) -> list[dict[str, Any]]:
 
 
 def archive_events(limit: int = FEED_LIMIT) -> list[dict[str, Any]]:
-    """Imports, exports and backups. The archive app has no records yet (another branch builds them):
-    once it has, return ``_event("import" | "export" | "backup", ...)`` rows from them here."""
-    return []
+    """Exports, backups, import checks and imports run from the web or the scheduler (``ArchiveRun``)."""
+    from archive.models import ArchiveRun
+
+    events = []
+    for run in ArchiveRun.objects.order_by("-created_at", "-id")[:limit]:
+        name = run.original_name or run.file_name
+        detail = run.message or (f"{run.phase}: {run.done}/{run.total}" if run.is_active else name)
+        title = f"{run.get_kind_display()} #{run.pk}" + (f" ({name})" if name and name not in detail else "")
+        events.append(
+            _event(
+                run.kind,
+                run.finished_at or run.created_at,
+                title,
+                run.status,
+                detail,
+                reverse("archive:run", args=[run.pk]),
+            )
+        )
+    return events
 
 
 def recent(limit: int = FEED_LIMIT) -> list[dict[str, Any]]:

@@ -173,9 +173,13 @@ def usage(days: int = USAGE_DAYS, now: datetime | None = None) -> dict[str, Any]
 
 
 def best_rated_loras(limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
-    """LoRAs whose result images were rated best. Ratings of result images arrive with issue 7 (another
-    branch); until it is merged there is nothing to rank, and the dashboard shows "No ratings yet"."""
-    return []
+    """LoRAs whose result images were rated best (``generation.learning.best_rated``)."""
+    from generation.learning import best_rated
+
+    return [
+        {**_adapter_row(adapter), "rated": rated, "stars": stars, "approval_percent": approval}
+        for adapter, rated, stars, approval in best_rated(limit)
+    ]
 
 
 def recommendations(now: datetime | None = None, days: int = USAGE_DAYS) -> dict[str, Any]:

@@ -76,3 +76,57 @@ def test_history_round_trip_and_reimport_adds_nothing(places, settings, tmp_path
     assert _history_snapshot() == before
     again = importing.import_archive(archive.path)
     assert again.plan.sections["history"] == {"identical": 1} and GenerationJob.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_history_carries_pins_and_ratings_and_what_they_taught(places, settings, tmp_path, editor, viewer):
+    from adapters.models import Adapter
+    from generation import learning, ratings
+    from generation.models import ResultRating
+
+    lib = build_library(places)
+    job = _history(lib)
+    GenerationJob.objects.filter(pk=job.pk).update(pinned=True)
+    ratings.rate(editor, job.images.get(), ratings.Verdict(1, 5))
+    ratings.rate(viewer, job.images.get(), ratings.Verdict(-1, None))
+    archive = exporting.export_library(tmp_path / "h.zip", include_history=True)
+    GenerationJob.objects.all().delete()
+    ResultRating.objects.all().delete()
+    shutil.rmtree(settings.MEDIA_ROOT)
+    wipe(places, settings)
+    viewer.delete()  # a voter with no account here is left out
+
+    importing.import_archive(archive.path)
+    restored = GenerationJob.objects.get()
+    assert restored.pinned is True
+    rating = ResultRating.objects.get()
+    assert (rating.user, rating.thumb, rating.stars, rating.image.job) == (editor, 1, 5, restored)
+    zelda = Adapter.objects.get(sha256=lib["zelda"].sha256)
+    learned = learning.learn(zelda)
+    assert (learned.rated, learned.approvals, learned.suggested_weight) == (1, 1, 0.8)
+    again = importing.import_archive(archive.path)
+    assert again.plan.sections["history"] == {"identical": 1} and ResultRating.objects.count() == 1
+
+
+def test_a_malformed_rating_refuses_the_archive():
+    from archive import manifest
+
+    history = {"version": 1, "items": [{"images": [{"path": "0.png", "thumbnail": "t.webp"}]}]}
+    base = {
+        "format": manifest.FORMAT,
+        "format_version": manifest.FORMAT_VERSION,
+        "created_at": "2026-11-23T12:00:00+00:00",
+        "app_version": "test",
+        "roots": [],
+        "tags": [],
+        "adapters": [],
+        "files": [],
+        "sections": {"history": history},
+    }
+    image = history["items"][0]["images"][0]
+    assert manifest.validate(base) == []
+    for bad in ({"user": "eddie", "thumb": 2}, {"user": "eddie", "stars": 9}, {"thumb": 1}, {"user": "eddie"}, "x"):
+        image["ratings"] = [bad]
+        assert any("a rating needs" in p for p in manifest.validate(base)), bad
+    image["ratings"] = [{"user": "eddie", "thumb": -1, "stars": None}]
+    assert not any("a rating needs" in p for p in manifest.validate(base))

@@ -89,7 +89,26 @@ def test_usage_figures(seeded):
     assert usage["success_rate"] == 0.75  # cancelled is the user's choice, not a failure
     assert usage["median_seconds_per_image"] == 12.0  # median of 5, 30, 12
     assert [a["name"] for a in usage["most_used"]] == ["used a lot", "stale"]
-    assert usage["best_rated"] == []
+    assert usage["best_rated"] == []  # nothing rated yet: the page says "No ratings yet"
+
+
+def test_best_rated_from_result_ratings(seeded, editor, viewer):
+    """Ordered by the smoothed mean score; LoRAs SD.Next did not apply don't count."""
+    from generation import ratings
+
+    used, stale, never = seeded["used"], seeded["stale"], seeded["never"]
+    steady = [job(JobStatus.SUCCEEDED, images=1, loras=[used]) for _ in range(4)]
+    lucky = job(JobStatus.SUCCEEDED, images=1, loras=[stale, never])
+    JobLora.objects.filter(job=lucky, adapter=never).update(applied=False)
+    for row in steady:
+        ratings.rate(editor, row.images.get(), ratings.Verdict(1, 5))
+    ratings.rate(editor, lucky.images.get(), ratings.Verdict(None, 4))
+    ratings.rate(viewer, steady[0].images.get(), ratings.Verdict(-1, None))
+
+    best = dashboard.usage()["best_rated"]
+    assert [row["name"] for row in best] == ["used a lot", "stale"]
+    assert (best[0]["rated"], best[0]["approval_percent"], best[0]["stars"]) == (5, 80, 4.2)
+    assert (best[1]["rated"], best[1]["stars"], best[1]["approval_percent"]) == (1, 4.0, 100)
 
 
 def test_never_and_long_unused_lists(seeded):
@@ -129,6 +148,26 @@ def test_activity_feed_lists_scans_and_failed_jobs(seeded):
     assert {"scan", "generation"} <= kinds
     failed = next(e for e in events if e["kind"] == "generation")
     assert failed["status"] == "failed" and failed["detail"] == "boom" and failed["url"].startswith("/generate/")
+
+
+def test_activity_feed_lists_exports_backups_and_failed_imports(seeded):
+    from archive.models import ArchiveRun
+
+    done = timezone.now()
+    ArchiveRun.objects.create(kind="export", status="succeeded", path="/d/archive/exports/lib.zip", finished_at=done)
+    ArchiveRun.objects.create(kind="backup", status="succeeded", path="/d/backups/backup-1.zip", finished_at=done)
+    failed = ArchiveRun.objects.create(
+        kind="check",
+        status="failed",
+        original_name="evil.zip",
+        message="entry ../x leaves the archive",
+        finished_at=done,
+    )
+    events = {e["kind"]: e for e in dashboard.figures()["activity"]}
+    assert events["export"]["title"] == f"Export #{failed.pk - 2}" and events["export"]["detail"] == "lib.zip"
+    assert events["backup"]["status"] == "succeeded" and events["backup"]["url"] == f"/archive/runs/{failed.pk - 1}/"
+    assert events["check"]["status"] == "failed" and "evil.zip" in events["check"]["title"]
+    assert events["check"]["detail"] == "entry ../x leaves the archive"
 
 
 def test_chart_svg_has_a_bar_per_outcome(seeded):
