@@ -42,6 +42,19 @@ def test_every_url_redirects_anonymous_users_to_login(client):
 
 
 @pytest.mark.django_db
+def test_htmx_request_after_the_session_expired_sends_the_window_to_login(client):
+    """Not a login page swapped into the dashboard's figures: HX-Redirect back to the page being shown."""
+    response = client.get(
+        "/library/",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/library/?q=ink&page=2"},
+    )
+    assert response.status_code == 200 and response.content == b""
+    assert response["HX-Redirect"] == "/accounts/login/?next=%2Flibrary%2F%3Fq%3Dink%26page%3D2"
+    plain = client.get("/library/")
+    assert plain.status_code == 302 and "HX-Redirect" not in plain
+
+
+@pytest.mark.django_db
 def test_public_endpoints_need_no_login(client):
     assert client.get("/healthz").status_code == 200
     assert client.get("/accounts/login/").status_code == 200
