@@ -144,8 +144,8 @@ def embedding_status() -> dict[str, Any]:
 
 
 def backup_dir() -> Path:
-    """Where backups go: LORA_MANAGER_BACKUP_DIR once the archive app defines it, else data/backups."""
-    return Path(getattr(settings, "BACKUP_DIR", settings.DATA_DIR / "backups"))
+    """Where backups go (LORA_MANAGER_BACKUP_DIR)."""
+    return Path(settings.BACKUP_DIR)
 
 
 def _disk(label: str, path: Path) -> dict[str, Any]:
@@ -177,20 +177,20 @@ def disk_status() -> list[dict[str, Any]]:
 
 
 def _next_scheduled(prefix: str) -> str | None:
+    """When RQ's scheduler next runs a job whose id starts with ``prefix`` (None: nothing scheduled)."""
     connection = redis_connection()
     registry = ScheduledJobRegistry(queue=Queue("default", connection=connection))
-    times = [
-        registry.get_scheduled_time(job_id)
-        for job_id in registry.get_job_ids()
-        if job_id.startswith(prefix) and registry.get_expiration_time(job_id) is not None
-    ]
-    return min(times).astimezone(UTC).isoformat() if times else None
+    scores = [connection.zscore(registry.key, job_id) for job_id in registry.get_job_ids() if job_id.startswith(prefix)]
+    times = [datetime.fromtimestamp(score, tz=UTC) for score in scores if score is not None]
+    return min(times).isoformat() if times else None
 
 
 def schedule_status() -> dict[str, Any]:
     """Last and next periodic rescan and backup (the next ones are RQ scheduled jobs)."""
     from adapters.models import ScanRun
     from adapters.tasks import PERIODIC_RESCAN_PREFIX
+    from archive.backups import list_backups
+    from archive.tasks import PERIODIC_BACKUP_PREFIX
 
     last_scan = ScanRun.objects.exclude(finished_at__isnull=True).order_by("-finished_at").first()
     result: dict[str, Any] = {
@@ -200,11 +200,18 @@ def schedule_status() -> dict[str, Any]:
             "last_status": last_scan.status if last_scan else None,
             "next": None,
         },
-        "backup": {"last": None, "next": None, "note": "Backups are not set up yet (the archive app brings them)."},
+        "backup": {"interval_hours": settings.BACKUP_INTERVAL_HOURS, "last": None, "last_name": None, "next": None},
     }
     try:
+        newest = next(iter(list_backups()), None)
+        if newest:
+            result["backup"]["last"] = newest.created_at.astimezone(UTC).isoformat()
+            result["backup"]["last_name"] = newest.name
+    except OSError as exc:
+        result["backup"]["error"] = f"cannot read the backup folder: {exc}"
+    try:
         result["rescan"]["next"] = _next_scheduled(PERIODIC_RESCAN_PREFIX)
-        result["backup"]["next"] = _next_scheduled("periodic-backup-")
+        result["backup"]["next"] = _next_scheduled(PERIODIC_BACKUP_PREFIX)
     except Exception as exc:  # noqa: BLE001
         result["error"] = f"cannot read the schedule from Redis: {exc}"
     return result

@@ -7,6 +7,7 @@ import threading
 import django_rq
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from lora_manager import system_status
 from tests.conftest import InProcessWorker
@@ -131,3 +132,21 @@ def test_registered_worker_is_listed(redis_conn, settings):
         worker.register_death()
     assert rq["ok"] and rq["workers"][0]["name"] == worker.name and rq["workers"][0]["queues"] == ["default"]
     assert rq["dashboard_url"] == "/admin/rq/"
+
+
+def test_last_and_next_backup_and_rescan(settings, tmp_path, redis_conn):
+    from adapters.tasks import schedule_periodic_rescan
+    from archive import backups, tasks
+
+    settings.BACKUP_DIR = tmp_path / "backups"
+    assert system_status.schedule_status()["backup"]["last"] is None
+    settings.BACKUP_INTERVAL_HOURS = 24
+    made = backups.backup_now()
+    assert tasks.schedule_periodic_backup()
+    backup = system_status.schedule_status()["backup"]
+    assert backup["last_name"] == made.path.name and backup["last"]
+    assert backup["next"] > timezone.now().isoformat()
+    settings.RESCAN_INTERVAL_MINUTES = 30
+    assert schedule_periodic_rescan()
+    rescan = system_status.schedule_status()["rescan"]
+    assert rescan["next"] > timezone.now().isoformat() > backup["last"]
