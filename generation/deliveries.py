@@ -24,7 +24,7 @@ import requests
 from django.db import transaction
 from django.utils import timezone
 
-from generation import composer, pipeline, progress
+from generation import composer, pipeline, progress, submitting
 from generation.models import DeliveryTarget, GenerationJob, JobLora, JobStatus
 from lora_manager import jobs
 
@@ -67,41 +67,21 @@ def submit(
         raise DeliveryError(" ".join(issue.message for issue in blocking))
     if not built.prompt.strip():
         raise DeliveryError("Write a prompt or add a LoRA first.")
-    for resolved in built.loras:
-        resolved.choice.name = resolved.name
     from rq.callbacks import Callback
 
     from generation.tasks import deliver, on_job_failure
 
     with transaction.atomic():
-        job = GenerationJob.objects.create(
+        job = submitting.create_job_row(
+            composition,
+            built,
+            user,
             backend=f"@{target.name}"[:32],  # never a backend name (those are a-z 0-9 - _)
             target=target,
-            requested_by=user if user is not None and user.is_authenticated else None,
-            prompt=built.prompt,
-            negative_prompt=built.negative,
-            checkpoint=composition.checkpoint,
-            sampler=composition.sampler or "Default",
-            steps=composition.steps,
-            cfg_scale=composition.cfg_scale,
-            width=composition.width,
-            height=composition.height,
-            seed=composition.seed,
-            batch_size=composition.batch_size,
-            n_iter=composition.n_iter,
-            composition=composition.to_dict(),
             private=private,
             warnings=[i.message for i in built.issues if i.level == "warning" and i.code != "unknown-to-sdnext"],
-            timings={"submitted": time.time()},
         )
-        job.rq_job_id = f"generation-{job.pk}"
-        job.save(update_fields=["rq_job_id"])
-        loras = [
-            JobLora(job=job, adapter=r.adapter, name=r.name, weight=r.choice.weight, position=i)
-            for i, r in enumerate(built.loras)
-            if r.name
-        ]
-        JobLora.objects.bulk_create(loras)
+        loras = list(job.loras.select_related("adapter"))
         job.payload = document(job, loras)
         job.save(update_fields=["payload"])
         jobs.enqueue(

@@ -24,6 +24,37 @@ class SubmitError(Exception):
     """The composition cannot be sent; the message says why (an error from the linter, a bad backend)."""
 
 
+def create_job_row(composition: composer.Composition, built: composer.Built, user, **fields) -> GenerationJob:
+    """The QUEUED row and its LoRAs, for a generation or a delivery (call inside the enqueuing transaction)."""
+    for resolved in built.loras:  # keep the names, so a re-run works even if an adapter is deleted later
+        resolved.choice.name = resolved.name
+    job = GenerationJob.objects.create(
+        requested_by=user if user is not None and user.is_authenticated else None,
+        prompt=built.prompt,
+        negative_prompt=built.negative,
+        checkpoint=composition.checkpoint,
+        sampler=composition.sampler or "Default",
+        steps=composition.steps,
+        cfg_scale=composition.cfg_scale,
+        width=composition.width,
+        height=composition.height,
+        seed=composition.seed,
+        batch_size=composition.batch_size,
+        n_iter=composition.n_iter,
+        composition=composition.to_dict(),
+        timings={"submitted": time.time()},
+        **fields,
+    )
+    job.rq_job_id = f"generation-{job.pk}"
+    job.save(update_fields=["rq_job_id"])
+    JobLora.objects.bulk_create(
+        JobLora(job=job, adapter=r.adapter, name=r.name, weight=r.choice.weight, position=i)
+        for i, r in enumerate(built.loras)
+        if r.name
+    )
+    return job
+
+
 def submit(
     composition: composer.Composition,
     user=None,
@@ -42,42 +73,20 @@ def submit(
         raise SubmitError(" ".join(issue.message for issue in built.blocking))
     if not built.prompt.strip():
         raise SubmitError("Write a prompt or add a LoRA first.")
-    for resolved in built.loras:  # keep the names, so a re-run works even if an adapter is deleted later
-        resolved.choice.name = resolved.name
     from generation.tasks import generate, on_job_failure
 
     with transaction.atomic():
-        job = GenerationJob.objects.create(
+        job = create_job_row(
+            composition,
+            built,
+            user,
             backend=backend.name,
-            requested_by=user if user is not None and user.is_authenticated else None,
-            prompt=built.prompt,
-            negative_prompt=built.negative,
-            checkpoint=composition.checkpoint,
-            sampler=composition.sampler or "Default",
-            steps=composition.steps,
-            cfg_scale=composition.cfg_scale,
-            width=composition.width,
-            height=composition.height,
-            seed=composition.seed,
-            batch_size=composition.batch_size,
-            n_iter=composition.n_iter,
             live_preview=composition.live_preview,
-            composition=composition.to_dict(),
             payload=composer.payload(composition, built.prompt, built.negative),
             warnings=[issue.message for issue in built.issues if issue.level == "warning"],
-            timings={"submitted": time.time()},
             private=private,
             sweep=sweep,
             sweep_cell=sweep_cell,
-        )
-        job.rq_job_id = f"generation-{job.pk}"
-        job.save(update_fields=["rq_job_id"])
-        JobLora.objects.bulk_create(
-            [
-                JobLora(job=job, adapter=r.adapter, name=r.name, weight=r.choice.weight, position=i)
-                for i, r in enumerate(built.loras)
-                if r.name
-            ]
         )
         jobs.enqueue(
             backend.queue_name,
