@@ -15,34 +15,15 @@ from django.utils import timezone
 
 from adapters import identity, scanning, thumbnails
 from adapters.models import ScanRun
-from lora_manager import jobs
-from lora_manager.realtime import group_send
+from lora_manager import jobs, realtime
 from recommendations.embedding_runs import request_embedding_safely
 
 SCAN_GROUP = "scan.{pk}"
 SETTLE_SECONDS = 5.0
 
 
-class ScanReporter:
-    """Writes progress to the run row at most a few times a second and tells watching pages."""
-
-    def __init__(self, run: ScanRun, echo: Callable[[str, int, int], None] | None = None, interval: float = 0.25):
-        self.run, self.echo, self.interval = run, echo, interval
-        self.last = 0.0
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if self.echo:
-            self.echo(phase, done, total)
-        now = time.monotonic()
-        if now - self.last < self.interval and done != total:
-            return
-        self.last = now
-        self.run.phase, self.run.done, self.run.total = phase, done, total
-        ScanRun.objects.filter(pk=self.run.pk).update(phase=phase, done=done, total=total)
-        self.notify()
-
-    def notify(self) -> None:
-        group_send(SCAN_GROUP.format(pk=self.run.pk), {"type": "scan.progress", "run_id": self.run.pk})
+class ScanReporter(realtime.RunReporter):
+    group, event = SCAN_GROUP, "scan.progress"
 
 
 def active_run() -> ScanRun | None:

@@ -6,7 +6,6 @@ Views, the admin action, the scheduler and the commands share the domain functio
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from django.conf import settings
@@ -16,30 +15,14 @@ from django.utils import timezone
 from archive import backups, exporting, importing
 from archive.checking import ArchiveRefused
 from archive.models import ArchiveRun
-from lora_manager import jobs
-from lora_manager.realtime import group_send
+from lora_manager import jobs, realtime
 
 RUN_GROUP = "archive.{pk}"
 Status = ArchiveRun.Status
 
 
-class RunReporter:
-    """Writes progress to the row at most a few times a second and tells watching pages."""
-
-    def __init__(self, run: ArchiveRun, interval: float = 0.25):
-        self.run, self.interval, self.last = run, interval, 0.0
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last < self.interval and done != total and phase == self.run.phase:
-            return
-        self.last = now
-        self.run.phase, self.run.done, self.run.total = phase, done, total
-        ArchiveRun.objects.filter(pk=self.run.pk).update(phase=phase, done=done, total=total)
-        self.notify()
-
-    def notify(self) -> None:
-        group_send(RUN_GROUP.format(pk=self.run.pk), {"type": "archive.progress", "run_id": self.run.pk})
+class RunReporter(realtime.RunReporter):
+    group, event = RUN_GROUP, "archive.progress"
 
 
 def _start(kind: str, user=None, **fields) -> ArchiveRun:

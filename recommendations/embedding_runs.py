@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -18,8 +17,7 @@ import django_rq
 from django.db import transaction
 from django.utils import timezone
 
-from lora_manager import activity
-from lora_manager.realtime import group_send
+from lora_manager import activity, realtime
 from recommendations import sync
 from recommendations.models import EmbeddingRun
 
@@ -31,26 +29,8 @@ _T = TypeVar("_T")
 LOST_AFTER = timedelta(minutes=2)  # a queued row whose RQ job vanished (Redis flushed, enqueue failed)
 
 
-class EmbedReporter:
-    """Writes progress to the run row at most a few times a second and tells watching pages."""
-
-    def __init__(self, run: EmbeddingRun, echo: Callable[[str, int, int], None] | None = None, interval: float = 0.25):
-        self.run, self.echo, self.interval = run, echo, interval
-        self.last = 0.0
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if self.echo:
-            self.echo(phase, done, total)
-        now = time.monotonic()
-        if now - self.last < self.interval and done != total and phase == self.run.phase:
-            return
-        self.last = now
-        self.run.phase, self.run.done, self.run.total = phase, done, total
-        EmbeddingRun.objects.filter(pk=self.run.pk).update(phase=phase, done=done, total=total)
-        self.notify()
-
-    def notify(self) -> None:
-        group_send(EMBED_GROUP.format(pk=self.run.pk), {"type": "embedding.progress", "run_id": self.run.pk})
+class EmbedReporter(realtime.RunReporter):
+    group, event = EMBED_GROUP, "embedding.progress"
 
 
 def latest_run() -> EmbeddingRun | None:
