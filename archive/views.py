@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict
@@ -163,10 +164,19 @@ def confirm(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required(EXPORT, raise_exception=True)
 def download(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(ArchiveRun, pk=pk, kind__in=[ArchiveRun.Kind.EXPORT, ArchiveRun.Kind.BACKUP])
+    if not may_download(run, request.user):
+        raise Http404("this archive holds another user's results: only they and admins can download it")
     path = Path(run.path)
     if run.status != ArchiveRun.Status.SUCCEEDED or not path.is_file():
         raise Http404("this archive is not (or no longer) available")
     return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)
+
+
+def may_download(run: ArchiveRun, user) -> bool:
+    """Archives with generation history hold what their requester may see (backups: everyone's, private
+    results included), so only the requester and admins download them; metadata-only exports are shared."""
+    holds_history = run.kind == ArchiveRun.Kind.BACKUP or run.options.get("include_history")
+    return not holds_history or user.is_staff or (run.requested_by_id is not None and run.requested_by_id == user.pk)
 
 
 @require_POST
@@ -178,6 +188,8 @@ def backup_now(request: HttpRequest) -> HttpResponse:
 @require_GET
 @permission_required(EXPORT, raise_exception=True)
 def backup_download(request: HttpRequest, name: str) -> HttpResponse:
+    if not request.user.is_staff:  # a backup holds every user's results, private ones included
+        raise PermissionDenied("Only admins can download backups: they hold every user's results.")
     path = backups.backup_path(name)
     if path is None:
         raise Http404("no such backup")

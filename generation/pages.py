@@ -71,6 +71,8 @@ def queue_context(can_cancel: bool, user=None) -> dict:
         job.position = positions.get(job.pk)
         job.snap = job_snapshot(job)
         job.hidden = user is not None and not job.visible_to(user)  # someone else's private job: no prompt
+        if job.hidden:
+            job.snap["preview"] = ""  # ... and no live preview either
     running = {job.backend for job in active if job.status == "running"}
     return {"active": active, "queued_counts": counts, "running_backends": running, "can_cancel": can_cancel}
 
@@ -101,13 +103,6 @@ def job_context(job: GenerationJob, can_cancel: bool, can_submit: bool) -> dict:
             ("Batch size × count", f"{job.batch_size} × {job.n_iter}"),
         ],
     }
-
-
-def visible(queryset, user):
-    """Jobs this user may see: everything but other users' private jobs (admins see all)."""
-    if user is None or user.is_staff:
-        return queryset
-    return queryset.filter(Q(private=False) | Q(requested_by_id=user.pk))
 
 
 def presets() -> list[Preset]:
