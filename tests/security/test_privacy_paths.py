@@ -224,7 +224,7 @@ def _exercise(user, values: dict) -> dict[str, list[tuple[int, str, bytes]]]:
 
 
 def test_no_path_shows_another_users_private_job(world):
-    owner, mallory, values = world
+    _owner, mallory, values = world
     before = GenerationJob.objects.get(pk=values["job"])
     leaks = []
     for route, answers in _exercise(mallory, values).items():
@@ -252,7 +252,7 @@ def test_no_path_shows_another_users_private_job(world):
 
 def test_the_owner_sees_it_on_the_same_paths(world):
     """The control: the same requests show the owner the prompt and the image, so the walk is real."""
-    owner, mallory, values = world
+    owner, _mallory, values = world
     seen = _exercise(owner, values)
     for route in ("generate/jobs/<int:pk>/", "api/v1/generation/jobs", "api/v1/generation/jobs/<int:job_id>"):
         assert any(SECRET.encode() in body for _, _, body in seen[route]), route

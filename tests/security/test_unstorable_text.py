@@ -52,7 +52,7 @@ def test_defect1_a_sidecar_with_a_lone_surrogate_does_not_fail_the_scan(library,
     assert adapter.notes == "n\ufffdb"
     assert any("cannot be stored" in issue for issue in adapter.issues), adapter.issues
     client.force_login(admin_user)
-    for url in ("/library/", f"/library/{adapter.pk}/", "/generate/?adapter=%d" % adapter.pk, "/"):
+    for url in ("/library/", f"/library/{adapter.pk}/", f"/generate/?adapter={adapter.pk}", "/"):
         assert client.get(url).status_code == 200, url
 
 
