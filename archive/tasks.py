@@ -8,11 +8,13 @@ from datetime import timedelta
 import django_rq
 from django.conf import settings
 
-from archive import runs
+from archive import runs, uploads
 from archive.models import ArchiveRun
 from lora_manager.jobs import tracked
 
 PERIODIC_BACKUP_PREFIX = "periodic-backup-"
+PERIODIC_UPLOAD_CLEANUP_PREFIX = "periodic-upload-cleanup-"
+UPLOAD_CLEANUP_INTERVAL = timedelta(hours=1)
 
 
 def _run(run_id: int) -> dict:
@@ -54,4 +56,20 @@ def schedule_periodic_backup() -> bool:
     if any(job_id.startswith(PERIODIC_BACKUP_PREFIX) for job_id in queue.scheduled_job_registry.get_job_ids()):
         return False
     queue.enqueue_in(timedelta(hours=hours), periodic_backup, job_id=f"{PERIODIC_BACKUP_PREFIX}{int(time.time())}")
+    return True
+
+
+def periodic_upload_cleanup() -> None:
+    """Remove abandoned uploads (archive.uploads.remove_abandoned), then schedule the next run."""
+    uploads.remove_abandoned()
+    schedule_periodic_upload_cleanup()
+
+
+def schedule_periodic_upload_cleanup() -> bool:
+    queue = django_rq.get_queue("default")
+    if any(job_id.startswith(PERIODIC_UPLOAD_CLEANUP_PREFIX) for job_id in queue.scheduled_job_registry.get_job_ids()):
+        return False
+    queue.enqueue_in(
+        UPLOAD_CLEANUP_INTERVAL, periodic_upload_cleanup, job_id=f"{PERIODIC_UPLOAD_CLEANUP_PREFIX}{int(time.time())}"
+    )
     return True

@@ -100,7 +100,11 @@ def export(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 def upload(request: HttpRequest) -> HttpResponse:
-    """Upload handlers must be in place before the body is parsed, hence csrf_exempt + csrf_protect."""
+    """Upload handlers must be in place before the body is parsed, hence csrf_exempt + csrf_protect.
+    The permission is checked first, before anything touches the body (lora_manager.upload_gate checked
+    it before Django read it, too): a refused upload writes nothing."""
+    if request.method == "POST" and not request.user.has_perm(IMPORT):
+        raise PermissionDenied("Your role cannot import archives.")
     limit = f"{settings.ARCHIVE_MAX_UPLOAD_BYTES // 2**20} MB"
     too_large = f"The archive is larger than the upload limit of {limit} (LORA_MANAGER_ARCHIVE_MAX_UPLOAD_MB)."
     declared = request.META.get("CONTENT_LENGTH") or "0"

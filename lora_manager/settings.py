@@ -193,7 +193,10 @@ BACKUP_DIR = Path(env.env_str("BACKUP_DIR", str(DATA_DIR / "backups"))).expandus
 BACKUP_INTERVAL_HOURS = env.env_int("BACKUP_INTERVAL_HOURS", 24, minimum=0, maximum=24 * 365)  # 0 = no schedule
 BACKUP_KEEP = env.env_int("BACKUP_KEEP", 7, minimum=1, maximum=10_000)
 BACKUP_WEIGHTS = env.env_bool("BACKUP_WEIGHTS", False)
-ARCHIVE_MAX_UPLOAD_BYTES = env.env_int("ARCHIVE_MAX_UPLOAD_MB", 64 * 1024, minimum=1, maximum=64 * 1024 * 1024) * 2**20
+# Browser uploads only (import_library reads any size from disk); refused before the body is read when
+# declared larger, cut off when not (lora_manager/upload_gate.py, archive/uploads.py).
+ARCHIVE_MAX_UPLOAD_BYTES = env.env_int("ARCHIVE_MAX_UPLOAD_MB", 8 * 1024, minimum=1, maximum=64 * 1024 * 1024) * 2**20
+ARCHIVE_UPLOAD_KEEP_HOURS = env.env_int("ARCHIVE_UPLOAD_KEEP_HOURS", 24, minimum=1, maximum=24 * 365)
 ARCHIVE_MAX_UNCOMPRESSED_BYTES = (
     env.env_int("ARCHIVE_MAX_UNCOMPRESSED_MB", 1024 * 1024, minimum=1, maximum=1024 * 1024 * 1024) * 2**20
 )

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from adapters.scan_runs import reconcile_stale_runs
 from adapters.tasks import schedule_periodic_rescan
 from archive.runs import reconcile_stale_runs as reconcile_archive_runs
-from archive.tasks import schedule_periodic_backup
+from archive.tasks import schedule_periodic_backup, schedule_periodic_upload_cleanup
 from generation.reconciling import reconcile_stale_jobs
 from generation.tasks import schedule_periodic_retention
 from recommendations.embedding_runs import reconcile_stale_runs as reconcile_embedding_runs
@@ -45,4 +45,5 @@ class Command(BaseCommand):
         schedule_periodic_retention()
         reconcile_archive_runs()  # exports/imports a killed worker left running
         schedule_periodic_backup()
+        schedule_periodic_upload_cleanup()  # abandoned archive uploads (archive.uploads.remove_abandoned)
         call_command("rqworker", *queues, with_scheduler=True)
