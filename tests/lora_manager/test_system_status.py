@@ -68,7 +68,7 @@ def test_status_page_and_json(client, viewer, admin_user, settings, redis_conn):
     page = client.get("/status/")
     assert page.status_code == 200
     body = page.content.decode()
-    assert 'id="status-sdnext"' in body and "Needs attention" in body
+    assert 'id="status-backend-default"' in body and "Needs attention" in body and "SD.Next" in body
     assert client.get("/status.json").status_code == 403
     fragment = client.get("/status/", headers={"HX-Request": "true"}).content.decode()
     assert 'id="system-status"' in fragment and "<html" not in fragment
@@ -82,7 +82,31 @@ def test_status_page_with_redis_down(client, viewer, settings):
     settings.SDNEXT_BACKENDS = {"default": {"URL": "", "USER": "", "PASSWORD": ""}}
     client.force_login(viewer)
     body = client.get("/status/").content.decode()
-    assert "Redis unreachable" in body
+    assert "Needs attention: Redis" in body and "Redis unreachable" not in body  # the state, not the error
+
+
+def test_defect6_non_staff_see_states_without_paths_ids_or_versions(client, viewer, admin_user, standin, settings):
+    """Before: /status/ showed every logged-in user the data folder, worker ids, Redis version and checkpoint."""
+    import django_rq
+    from rq import Worker
+
+    worker = Worker([django_rq.get_queue("default")], connection=django_rq.get_connection("default"), name="w-4f2a9")
+    worker.register_birth()
+    try:
+        secrets = [str(settings.DATA_DIR), "w-4f2a9", django_rq.get_connection("default").info()["redis_version"]]
+        checkpoint = system_status.backend_status("default")["checkpoint"]
+        client.force_login(viewer)
+        body = client.get("/status/").content.decode()
+        for secret in [*secrets, checkpoint]:
+            assert secret and secret not in body, secret
+        assert 'id="status-database"' in body and ">up<" in body and 'id="status-backend-default"' in body
+        fragment = client.get("/status/", headers={"HX-Request": "true"}).content.decode()
+        assert 'id="system-status"' in fragment and not any(secret in fragment for secret in secrets)
+        client.force_login(admin_user)
+        staff = client.get("/status/").content.decode()
+        assert all(secret in staff for secret in secrets) and checkpoint in staff
+    finally:
+        worker.register_death()
 
 
 def test_check_worker_without_a_worker(redis_conn):
