@@ -47,12 +47,18 @@ def test_defect4_a_viewers_upload_is_refused_and_leaves_nothing(viewer, places):
     assert ArchiveRun.objects.count() == 0
 
 
-def _asgi_post(path: str, cookie: str, length: int) -> list[dict]:
-    """POST through the real ASGI application with a body that must never be read."""
+def _asgi_post(path: str, cookie: str, length: int, body: bytes | None = None) -> list[dict]:
+    """POST through the real ASGI application; without ``body``, one that must never be read."""
     sent: list[dict] = []
+    given = []
 
     async def receive():
-        raise AssertionError("the body was read although the user may not upload")
+        if body is None:
+            raise AssertionError("the body was read although the user may not upload")
+        if given:  # Django then listens for a disconnect: none comes (cancelled once the response is sent)
+            await asyncio.sleep(3600)
+        given.append(True)
+        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message):
         sent.append(message)
@@ -97,6 +103,11 @@ def test_permission_is_checked_before_the_body_is_read(client, places):
     anonymous = _asgi_post("/archive/upload/", "", 50 * 2**20)
     assert anonymous[0]["status"] == 403
     assert upload_files() == []
+    # The control: an editor passes the gate (then Django's CSRF check refuses this bare request: 403 CSRF).
+    editor = make_user("eda", "editor")
+    body = b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nb\r\n--x--\r\n"
+    passed = _asgi_post(f"/library/{adapter.pk}/section/image/edit/", _cookie(client, editor), len(body), body)
+    assert b"CSRF" in b"".join(m.get("body", b"") for m in passed[1:])
 
 
 @pytest.mark.django_db
