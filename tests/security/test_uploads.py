@@ -105,7 +105,7 @@ def test_permission_is_checked_before_the_body_is_read(client, places):
     assert upload_files() == []
     # The control: an editor passes the gate (then Django's CSRF check refuses this bare request: 403 CSRF).
     editor = make_user("eda", "editor")
-    body = b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nb\r\n--x--\r\n"
+    body = b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\nb\r\n--x--\r\n'
     passed = _asgi_post(f"/library/{adapter.pk}/section/image/edit/", _cookie(client, editor), len(body), body)
     assert b"CSRF" in b"".join(m.get("body", b"") for m in passed[1:])
 
