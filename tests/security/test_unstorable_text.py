@@ -78,3 +78,19 @@ def test_defect2_the_api_refuses_unencodable_text(editor, viewer_client, field, 
     assert adapter.trigger_words == [] and adapter.notes == ""
     for url in ("/library/", f"/library/{adapter.pk}/", f"/generate/?adapter={adapter.pk}"):
         assert viewer_client.get(url).status_code == 200, url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/generate/loras/search/?q=a%00b",  # was a 500 on PostgreSQL ("text fields cannot contain NUL")
+        "/library/?q=a%00b",
+        "/library/tags/suggest/?q=%00",
+        "/generate/history/?q=a%00b",
+        "/api/v1/adapters?q=a%00b",
+    ],
+)
+def test_nul_in_a_query_string_is_a_clear_400(admin_user, client, url):
+    client.force_login(admin_user)
+    response = client.get(url)
+    assert response.status_code == 400 and b"NUL" in response.content
