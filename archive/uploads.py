@@ -69,6 +69,7 @@ class ArchiveUploadHandler(FileUploadHandler):
         self.fh = None
         self.written = 0
         self.too_large = False
+        self.kept = False  # set once a run owns the file; anything else is removed when the request ends
 
     def new_file(self, *args, **kwargs):
         super().new_file(*args, **kwargs)

@@ -113,8 +113,12 @@ def upload(request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and over and request.user.has_perm(IMPORT):
         return _error(request, too_large, 413)  # refused without reading (or keeping) the body
-    request.upload_handlers = [ArchiveUploadHandler(request)]
-    return _upload(request, too_large)
+    handler = ArchiveUploadHandler(request)
+    request.upload_handlers = [handler]
+    response = _upload(request, too_large)
+    if not handler.kept:
+        handler.abort()  # refused after the body was read (a failed CSRF check, a bad form): keep nothing
+    return response
 
 
 @csrf_protect
@@ -134,6 +138,7 @@ def _upload(request: HttpRequest, too_large: str) -> HttpResponse:
         handler.abort()
         return _error(request, f"Unknown conflict option {on_conflict!r}.")
     run = runs.start_check(handler.path, request.user, original_name=file.name[:255], on_conflict=on_conflict)
+    handler.kept = True
     return _to_run(request, run)
 
 

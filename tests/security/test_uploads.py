@@ -47,6 +47,17 @@ def test_defect4_a_viewers_upload_is_refused_and_leaves_nothing(viewer, places):
     assert ArchiveRun.objects.count() == 0
 
 
+@pytest.mark.django_db
+def test_an_upload_refused_after_it_was_read_leaves_nothing(editor, places):
+    """An editor's upload without a CSRF token is read (the check needs the form), refused, and removed."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(editor)
+    client.get("/archive/")  # the CSRF cookie is set; the form below lacks the token
+    response = client.post("/archive/upload/", {"archive": SimpleUploadedFile("a.zip", b"PK" + b"x" * 5000)})
+    assert response.status_code == 403
+    assert upload_files() == []
+
+
 def _asgi_post(path: str, cookie: str, length: int, body: bytes | None = None) -> list[dict]:
     """POST through the real ASGI application; without ``body``, one that must never be read."""
     sent: list[dict] = []
