@@ -11,6 +11,7 @@ from django.utils.html import format_html
 
 from adapters import bulk_edit, scan_runs
 from adapters.models import Adapter, AdapterFile, BaseModel, LibraryRoot, ScanRun, Tag
+from adapters.sanitize import StorableModelForm
 from archive.admin import export_selected, has_export_permission
 
 
@@ -75,6 +76,7 @@ class AdapterFileInline(admin.TabularInline):
 
 @admin.register(Adapter)
 class AdapterAdmin(admin.ModelAdmin):
+    form = StorableModelForm  # a \ud800 escape typed into a JSON field must not break every page
     list_display = (
         "thumbnail",
         "name",
@@ -225,6 +227,7 @@ class MergeTagsForm(forms.Form):
 
 @admin.register(Tag)
 class TagAdmin(admin.ModelAdmin):
+    form = StorableModelForm
     list_display = ("name", "adapter_count")
     search_fields = ("name",)
     actions = ["merge"]

@@ -9,6 +9,7 @@ import re
 from html.parser import HTMLParser
 
 import nh3
+from django import forms
 
 _INLINE = {"b", "i", "strong", "em", "a", "code"}
 _TAGS = _INLINE | {"p", "br", "ul", "ol", "li", "pre", "h1", "h2", "h3", "h4", "blockquote"}
@@ -138,16 +139,45 @@ def storable_data(data, found: list[str] | None = None, where: str = ""):
 
 
 class StorableTextForm:
-    """Form mixin: every text value (or list of texts) a form cleaned passes the gate; a bad one becomes
-    that field's error instead of a stored value that breaks pages later. Put it first in the bases."""
+    """Form mixin: every text value a form cleaned (strings, and the strings inside lists and JSON
+    values) passes the gate; a bad one becomes that field's error instead of a stored value that breaks
+    pages later. Put it first in the bases (the admin's forms use it too)."""
 
     def clean(self):
         data = super().clean()
         for name, value in list((data or {}).items()):
-            texts = [value] if isinstance(value, str) else value if isinstance(value, list | tuple) else []
-            for text in texts:
-                problem = storable_problem(text) if isinstance(text, str) else None
-                if problem:
-                    self.add_error(name if name in self.fields else None, f"This text {problem}.")
-                    break
+            found: list[str] = []
+            storable_data(value, found)
+            if found:
+                first = next(text for text in _strings(value) if storable_problem(text))
+                self.add_error(name if name in self.fields else None, f"This text {storable_problem(first)}.")
         return data
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+class _ShownJSONField(forms.JSONField):
+    """Redisplays a refused value with its bad characters as U+FFFD (as typed, it could not be sent)."""
+
+    def prepare_value(self, value):
+        return storable(super().prepare_value(value))
+
+
+class StorableModelForm(StorableTextForm, forms.ModelForm):
+    """The admin's base form (``ModelAdmin.form``): JSON fields typed there pass the gate too."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if type(field) is forms.JSONField:
+                field.__class__ = _ShownJSONField

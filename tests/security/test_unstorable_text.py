@@ -94,3 +94,24 @@ def test_nul_in_a_query_string_is_a_clear_400(admin_user, client, url):
     client.force_login(admin_user)
     response = client.get(url)
     assert response.status_code == 400 and b"NUL" in response.content
+
+
+def test_the_admin_refuses_it_in_json_fields(admin_user, client):
+    adapter = Adapter.objects.create(name="victim")
+    client.force_login(admin_user)
+    page = client.get(f"/admin/adapters/adapter/{adapter.pk}/change/")
+    form = page.context["adminform"].form
+    data = {name: form[name].value() if form[name].value() is not None else "" for name in form.fields}
+    for name, value in list(data.items()):
+        if (isinstance(value, bool) and not value) or name == "tags":  # unchecked boxes, the M2M
+            data.pop(name)
+        elif isinstance(value, list | dict):
+            data[name] = json.dumps(value)
+    data["trigger_words"] = '["\\ud800"]'  # the JSON text ["\ud800"], as an admin could type it
+    data["files-TOTAL_FORMS"], data["files-INITIAL_FORMS"] = "0", "0"
+    response = client.post(f"/admin/adapters/adapter/{adapter.pk}/change/", data)
+    errors = response.context["adminform"].form.errors
+    assert response.status_code == 200 and "lone surrogate" in str(errors.get("trigger_words")), errors
+    adapter.refresh_from_db()
+    assert adapter.trigger_words == []
+    assert client.get("/library/").status_code == 200
