@@ -15,7 +15,7 @@ def recipe_from_texts(found: ImageText) -> ParsedRecipe:
     texts = found.texts
     problems: list[str] = []
     recipe: ParsedRecipe | None = None
-    if texts.get("prompt", "").lstrip().startswith("{") or texts.get("workflow", "").lstrip().startswith("{"):
+    if texts.get("prompt", "").strip() or texts.get("workflow", "").strip():
         try:
             recipe = comfyui_graph.parse(texts.get("prompt", ""), texts.get("workflow", ""))
         except RecipeError as exc:
