@@ -126,9 +126,11 @@ def lora_tokens(prompt: str) -> list[ParsedLora]:
 
 
 def strip_lora_tokens(prompt: str) -> str:
-    text = _LORA_TOKEN.sub("", prompt)
-    text = re.sub(r"[ \t]*,([ \t]*,)+", ",", text)
-    return re.sub(r"[ \t]{2,}", " ", text).strip(" ,\n")
+    lines = []
+    for line in _LORA_TOKEN.sub("", prompt).split("\n"):
+        line = re.sub(r"[ \t]*,([ \t]*,)+", ",", line)
+        lines.append(re.sub(r"[ \t]{2,}", " ", line).strip(" \t,"))
+    return "\n".join(lines).strip()
 
 
 def _lora_hashes(value: str) -> dict[str, str]:
