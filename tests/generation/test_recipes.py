@@ -174,7 +174,9 @@ def test_from_job_image_and_private_results(hashed, editor):
         True,
         job.pk,
     )
-    assert [(x.adapter_id, x.matched_by, x.weight) for x in recipe.loras.all()] == [(hashed["pixel_xl"].pk, "autov3", 0.7)]
+    assert [(x.adapter_id, x.matched_by, x.weight) for x in recipe.loras.all()] == [
+        (hashed["pixel_xl"].pk, "autov3", 0.7)
+    ]
     assert recipes.visible(owner).filter(pk=recipe.pk).exists()
     assert not recipes.visible(editor).filter(pk=recipe.pk).exists()
 
@@ -207,7 +209,13 @@ def test_composition_for_strips_tokens_maps_samplers_and_clamps(hashed):
 
 
 def test_match_checkpoint_by_hash_or_stem():
-    listed = [{"title": "sd_xl_base_1.0.safetensors [31e35c80fc]", "model_name": "sd_xl_base_1.0", "filename": "/m/sd_xl_base_1.0.safetensors"}]
+    listed = [
+        {
+            "title": "sd_xl_base_1.0.safetensors [31e35c80fc]",
+            "model_name": "sd_xl_base_1.0",
+            "filename": "/m/sd_xl_base_1.0.safetensors",
+        }
+    ]
     assert recipes.match_checkpoint("whatever", "31E35C80FC", listed) == listed[0]["title"]
     assert recipes.match_checkpoint("sd_xl_base_1.0.safetensors", "", listed) == listed[0]["title"]
     assert recipes.match_checkpoint("other", "", listed) is None
