@@ -9,14 +9,13 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.test import Client
 from PIL import Image
 
 from adapters.identity import hash_pending
 from adapters.models import Adapter
 from adapters.thumbnails import thumbnail_path
 from generation import recipes, storage
-from generation.models import GenerationJob, JobStatus, Recipe
+from generation.models import GenerationJob, Recipe
 from generation.recipe_matching import match
 from generation.recipe_parsing import ParsedLora
 from lora_manager.roles import EDITOR
