@@ -7,7 +7,7 @@ import json
 import struct
 import zlib
 
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageDraw, PngImagePlugin
 
 A1111_TEXT = (
     "masterpiece, ink drawing of a fox, <lora:ink_sd15:0.8>, <lora:pixel_xl:0.6>\n"
@@ -105,8 +105,15 @@ def comfy_workflow() -> dict:
     }
 
 
-def _image(color=(40, 90, 160), size=(64, 96)) -> Image.Image:
-    return Image.new("RGB", size, color)
+def _image(color=(40, 90, 160), size=(128, 192)) -> Image.Image:
+    """A small picture with some structure (a gradient and a disc), so thumbnails look like images."""
+    image = Image.new("RGB", size, color)
+    draw = ImageDraw.Draw(image)
+    for y in range(size[1]):
+        shade = tuple(min(255, c + y // 3) for c in color)
+        draw.line([(0, y), (size[0], y)], fill=shade)
+    draw.ellipse([size[0] // 4, size[1] // 4, size[0] * 3 // 4, size[1] // 2], fill=(250, 230, 180))
+    return image
 
 
 def png_with_text(texts: dict[str, str], color=(40, 90, 160)) -> bytes:
