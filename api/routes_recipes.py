@@ -53,7 +53,7 @@ def import_recipe(request: HttpRequest, image: File[UploadedFile]):
     An image that carries no parameters, or is not an image, is a 422 with the reason."""
     require(request, ADD, "import recipes")
     if image.size is not None and image.size > recipes.MAX_IMAGE_BYTES:
-        raise HttpError(413, f"The image is larger than {recipes.MAX_IMAGE_BYTES // (1024 * 1024)} MB.")
+        raise HttpError(413, f"The image is larger than {recipes.size_limit()}.")
     data = image.read(recipes.MAX_IMAGE_BYTES + 1)
     try:
         recipe = recipes.import_image(data, image.name or "", request.user)

@@ -36,7 +36,7 @@ def _list_context(request: HttpRequest) -> dict:
 @require_GET
 @permission_required(VIEW, raise_exception=True)
 def recipe_list(request: HttpRequest) -> HttpResponse:
-    context = {**_list_context(request), "max_files": MAX_FILES, "max_mb": recipes.MAX_IMAGE_BYTES // 2**20}
+    context = {**_list_context(request), "max_files": MAX_FILES, "size_limit": recipes.size_limit()}
     if request.htmx and request.htmx.target == "recipe-results":
         return render(request, "generation/recipes.html#results", context)
     return render(request, "generation/recipes.html", context)
@@ -53,7 +53,7 @@ def import_images(request: HttpRequest) -> HttpResponse:
     for upload in files[:MAX_FILES]:
         name = recipes.clean_title(upload.name)
         if upload.size > recipes.MAX_IMAGE_BYTES:
-            results.append({"name": name, "error": f"larger than {recipes.MAX_IMAGE_BYTES // 2**20} MB"})
+            results.append({"name": name, "error": f"the file is larger than {recipes.size_limit()}"})
             continue
         try:
             recipe = recipes.import_image(upload.read(), name, request.user)
@@ -65,7 +65,7 @@ def import_images(request: HttpRequest) -> HttpResponse:
         results.append({"name": "", "error": f"Only the first {MAX_FILES} files were imported; upload the rest again."})
     imported = [r for r in results if "recipe" in r]
     context = {**_list_context(request), "results": results, "imported": imported}
-    context.update(max_files=MAX_FILES, max_mb=recipes.MAX_IMAGE_BYTES // 2**20)
+    context.update(max_files=MAX_FILES, size_limit=recipes.size_limit())
     if request.htmx:
         return render(request, "generation/_recipe_import.html", {**context, "oob": True})
     if len(imported) == 1 and len(results) == 1:

@@ -24,7 +24,13 @@ from generation import backends, composer, storage
 from generation.image_metadata import MetadataError, clean_text, sniff
 from generation.models import GenerationImage, Recipe, RecipeLora, RecipeSource
 from generation.recipe_matching import match
-from generation.recipe_parsing import ParsedLora, ParsedRecipe, RecipeError, strip_lora_tokens
+from generation.recipe_parsing import (
+    ParsedLora,
+    ParsedRecipe,
+    RecipeError,
+    recipe_from_civitai_meta,
+    strip_lora_tokens,
+)
 from generation.recipe_reading import recipe_from_image
 
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
@@ -48,6 +54,13 @@ COMFY_SAMPLERS = {
     "uni_pc": "UniPC",
     "lcm": "LCM",
 }
+
+
+def size_limit() -> str:
+    """The upload limit for messages: "50 MB" (or bytes when smaller than a megabyte)."""
+    if MAX_IMAGE_BYTES >= 1024 * 1024:
+        return f"{MAX_IMAGE_BYTES // (1024 * 1024)} MB"
+    return f"{MAX_IMAGE_BYTES:,} bytes"
 
 
 class ImportFailed(Exception):
@@ -106,7 +119,7 @@ def save(
         image_path = _store_original(image, digest, sniff(image[:16]) or "png")
     owner = user if user is not None and getattr(user, "is_authenticated", False) else None
     matches = [match(lora) for lora in parsed.loras]
-    warnings = list(dict.fromkeys(parsed.warnings))[:50]
+    warnings = list(dict.fromkeys(clean_text(str(w), 500) for w in parsed.warnings))[:50]
     with transaction.atomic():
         recipe = Recipe.objects.create(
             source=parsed.source,
@@ -140,7 +153,7 @@ def save(
                 file=clean_text(lora.file, 1000),
                 adapter=found.adapter,
                 matched_by=found.matched_by,
-                note=found.note[:500],
+                note=clean_text(found.note, 500),
             )
             for position, (lora, found) in enumerate(zip(parsed.loras, matches, strict=True))
         )
@@ -152,12 +165,22 @@ def import_image(data: bytes, filename: str = "", user=None) -> Recipe:
     if not data:
         raise ImportFailed("the file is empty")
     if len(data) > MAX_IMAGE_BYTES:
-        raise ImportFailed(f"the file is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB")
+        raise ImportFailed(f"the file is larger than {size_limit()}")
     try:
         parsed = recipe_from_image(data)
     except (MetadataError, RecipeError) as exc:
         raise ImportFailed(str(exc)) from exc
     return save(parsed, title=filename, image=data, user=user)
+
+
+def from_civitai_meta(meta: dict, title: str = "", image: bytes | None = None, user=None) -> Recipe:
+    """A Civitai example image's ``meta`` (and its bytes, when downloaded) into a recipe; the Civitai lookup
+    calls this for the example images it stores."""
+    try:
+        parsed = recipe_from_civitai_meta(meta)
+    except RecipeError as exc:
+        raise ImportFailed(str(exc)) from exc
+    return save(parsed, title=title, image=image, user=user)
 
 
 def from_job_image(image: GenerationImage, user=None) -> Recipe:

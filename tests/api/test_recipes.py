@@ -58,6 +58,14 @@ def test_bad_uploads_are_422_with_the_reason(editor, data, detail):
     assert Recipe.objects.count() == 0
 
 
+def test_an_oversized_upload_is_413(editor, monkeypatch):
+    from generation import recipes
+
+    monkeypatch.setattr(recipes, "MAX_IMAGE_BYTES", 1024)
+    response = _post(editor, "big.png", ri.a1111_png())
+    assert response.status_code == 413 and response.json()["detail"] == "The image is larger than 1,024 bytes."
+
+
 def test_missing_file_field_and_viewer_refused(editor, viewer):
     assert _post(editor, "x.png", ri.a1111_png(), field="other").status_code == 422
     response = _post(viewer, "x.png", ri.a1111_png())

@@ -62,6 +62,15 @@ def test_upload_without_htmx(editor_client, hashed):
     assert response.status_code == 422 and "Choose or drop" in response.content.decode()
 
 
+def test_an_oversized_upload_is_refused_by_name(editor_client, hashed, monkeypatch):
+    monkeypatch.setattr(recipes, "MAX_IMAGE_BYTES", 1024)
+    files = [_upload("big.png", ri.a1111_png()), _upload("fine.png", b"x" * 100)]
+    html = editor_client.post("/generate/recipes/import/", {"images": files}, headers={"HX-Request": "true"})
+    assert "big.png: the file is larger than 1,024 bytes" in html.content.decode()
+    assert "fine.png: not a PNG" in html.content.decode()
+    assert Recipe.objects.count() == 0
+
+
 def test_csrf_is_enforced_on_upload(editor, hashed):
     client = Client(enforce_csrf_checks=True)
     client.force_login(editor)

@@ -160,6 +160,18 @@ def test_bad_files_import_nothing(hashed, data, message):
     assert Recipe.objects.count() == 0
 
 
+def test_from_civitai_meta(hashed):
+    digest = hashed["blur_xl"].sha256[:10].upper()
+    resource = {"name": "Blur", "type": "lora", "weight": 0.4, "hash": digest}
+    meta = {"prompt": "soft focus", "steps": 20, "resources": [resource]}
+    recipe = recipes.from_civitai_meta(meta, title="Civitai image 1")
+    assert recipes.as_json(recipe)["loras"] == [
+        {"name": "Blur", "weight": 0.4, "hash": digest, "adapter_id": hashed["blur_xl"].pk, "matched_by": "autov2"}
+    ]
+    with pytest.raises(recipes.ImportFailed, match="'meta' is empty"):
+        recipes.from_civitai_meta({})
+
+
 def test_from_job_image_and_private_results(hashed, editor):
     owner = make_user("olga", EDITOR)
     job = finished_job(loras=[(hashed["pixel_xl"], 0.7)], user=owner, private=True, prompt="final")
