@@ -11,6 +11,14 @@
     zone.classList.add("dragging");
   }));
   ["dragleave", "drop"].forEach((name) => zone.addEventListener(name, () => zone.classList.remove("dragging")));
+  // Upload progress: htmx reports the request's upload progress; reading and matching follow it.
+  const progress = document.getElementById("recipe-upload-progress");
+  form.addEventListener("htmx:xhr:progress", (event) => {
+    if (!progress || !event.detail.lengthComputable) return;
+    progress.hidden = false;
+    progress.value = Math.round((100 * event.detail.loaded) / event.detail.total);
+  });
+  form.addEventListener("htmx:afterRequest", () => { if (progress) progress.hidden = true; });
   zone.addEventListener("drop", (event) => {
     event.preventDefault();
     if (!event.dataTransfer || !event.dataTransfer.files.length) return;
