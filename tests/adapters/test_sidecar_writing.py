@@ -166,3 +166,14 @@ def test_an_edit_made_in_a1111_afterwards(editor_client, model, writing, django_
     assert current.notes == "curated here"  # an edit made here wins over any sidecar (documented precedence)
     assert current.negative_text == "bad hands"  # a key we never wrote is read like any sidecar value
     assert sidecar(model)["notes"] == "changed in A1111"  # and the scan did not write anything back
+
+
+def test_a_training_tag_clicked_into_trigger_words_is_written(
+    editor_client, model, writing, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = editor_client.post(f"/library/{adapter().pk}/trigger-words/", {"word": "hylian"})
+    assert response.status_code == 302
+    words = adapter().trigger_words
+    assert words[-1] == "hylian"
+    assert sidecar(model) == {"activation text": ", ".join(words)}
