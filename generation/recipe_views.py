@@ -121,6 +121,16 @@ def delete_recipe(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
+@permission_required(ADD, raise_exception=True)
+def rematch(request: HttpRequest, pk: int) -> HttpResponse:
+    """Look the LoRAs up again, e.g. after the missing ones were added to the library and hashed."""
+    recipe = _visible(request, pk)
+    changed = recipes.rematch(recipe)
+    messages.info(request, f"{changed} LoRA match{'es' if changed != 1 else ''} changed." if changed else "No change.")
+    return redirect("generation:recipe", pk=recipe.pk)
+
+
+@require_POST
 @permission_required(SUBMIT, raise_exception=True)
 def generate_again(request: HttpRequest, pk: int) -> HttpResponse:
     """Submit the recipe as it stands through the same path as the composer's Generate button."""

@@ -207,6 +207,23 @@ def from_job_image(image: GenerationImage, user=None) -> Recipe:
     return save(parsed, title=title, image=data, user=user, private=job.private, job=job)
 
 
+def rematch(recipe: Recipe) -> int:
+    """Find the recipe's LoRAs in the catalog again (files added or hashed since); returns how many changed."""
+    changed = 0
+    for lora in recipe.loras.all():
+        found = match(ParsedLora(name=lora.name, weight=lora.weight, hash=lora.hash, file=lora.file))
+        note = clean_text(found.note, 500)
+        if (found.adapter.pk if found.adapter else None, found.matched_by, note) != (
+            lora.adapter_id,
+            lora.matched_by,
+            lora.note,
+        ):
+            lora.adapter, lora.matched_by, lora.note = found.adapter, found.matched_by, note
+            lora.save(update_fields=["adapter", "matched_by", "note"])
+            changed += 1
+    return changed
+
+
 def delete(recipe: Recipe) -> None:
     """The row, and its image and thumbnails unless another recipe or an adapter preview still uses them."""
     key, image, digest = recipe.image_key, recipe.image, recipe.image_sha256

@@ -42,5 +42,6 @@ urlpatterns = [
     path("recipes/<int:pk>/image/<str:size>", recipe_views.recipe_image, name="recipe_image"),
     path("recipes/<int:pk>/delete/", recipe_views.delete_recipe, name="delete_recipe"),
     path("recipes/<int:pk>/generate/", recipe_views.generate_again, name="generate_recipe"),
+    path("recipes/<int:pk>/rematch/", recipe_views.rematch, name="rematch_recipe"),
     path("images/<int:image_id>/save-recipe/", recipe_views.save_job_image, name="save_recipe"),
 ]

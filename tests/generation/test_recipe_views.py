@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from adapters.identity import hash_pending
+from adapters.models import Adapter
 from generation import recipes
 from generation.models import GenerationJob, JobStatus, Recipe
 from lora_manager.roles import EDITOR
@@ -178,3 +179,21 @@ def test_save_as_recipe_from_a_job_image_and_privacy(editor_client, viewer, edit
 def test_login_required(client, db):
     for url in ("/generate/recipes/", "/generate/recipes/1/"):
         assert client.get(url).status_code == 302
+
+
+def test_match_again_after_the_missing_lora_is_hashed(editor_client, catalog):
+    recipe = recipes.import_image(ri.a1111_png(ink_hash="0" * 12), "fox.png")  # before hashing: by file name
+    ink = recipe.loras.get(name="ink_sd15")
+    assert ink.matched_by == "file"
+    hash_pending(workers=1)  # the catalog is hashed later; let the image carry the real hash
+    ink.hash = Adapter.objects.get(name="ink_sd15").tensor_sha256[:12]
+    ink.save(update_fields=["hash"])
+    page = editor_client.get(f"/generate/recipes/{recipe.pk}/").content.decode()
+    assert "Match again" not in page  # nothing is missing
+    ink.adapter, ink.matched_by = None, ""
+    ink.save(update_fields=["adapter", "matched_by"])
+    assert "Match again" in editor_client.get(f"/generate/recipes/{recipe.pk}/").content.decode()
+    response = editor_client.post(f"/generate/recipes/{recipe.pk}/rematch/", follow=True)
+    assert "1 LoRA match changed." in response.content.decode()
+    ink.refresh_from_db()
+    assert (ink.adapter_id, ink.matched_by) == (catalog["ink_sd15"].pk, "autov3")
