@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from adapters.thumbnails import thumbnail_path
 from generation import backends, pages, recipes, storage, submitting
-from generation.models import GenerationImage, Recipe
+from generation.models import GenerationImage, GenerationJob, Recipe
 
 VIEW, ADD, DELETE = "generation.view_recipe", "generation.add_recipe", "generation.delete_recipe"
 SUBMIT = "generation.add_generationjob"
@@ -152,7 +152,7 @@ def generate_again(request: HttpRequest, pk: int) -> HttpResponse:
 def save_job_image(request: HttpRequest, image_id: int) -> HttpResponse:
     """One click on a job's image: a recipe of exactly what that job sent (private jobs stay private)."""
     image = get_object_or_404(GenerationImage.objects.select_related("job"), pk=image_id)
-    if not pages.visible(type(image.job).objects.filter(pk=image.job_id), request.user).exists():
+    if not pages.visible(GenerationJob.objects.filter(pk=image.job_id), request.user).exists():
         raise Http404("no such image")
     recipe = recipes.from_job_image(image, request.user)
     if request.htmx:
