@@ -185,7 +185,9 @@ def parse_infotext(text: str) -> ParsedRecipe:
     if not params:
         recipe.warnings.append("no 'Steps: …' line: only the prompt could be read")
     _apply_params(recipe, params)
-    recipe.loras = merge_lora_hashes(lora_tokens(recipe.prompt), _lora_hashes(params.get("Lora hashes", "")))
+    # A1111 writes "Lora hashes" (12-digit AutoV3), SD.Next "LoRA hashes" (often 8 digits).
+    hashes = next((value for key, value in params.items() if key.lower() == "lora hashes"), "")
+    recipe.loras = merge_lora_hashes(lora_tokens(recipe.prompt), _lora_hashes(hashes))
     _cap_loras(recipe)
     return recipe
 
@@ -204,7 +206,7 @@ def _apply_params(recipe: ParsedRecipe, params: dict[str, Any]) -> None:
     recipe.parameters = {
         as_text(k, 100): as_text(v, 2000) if isinstance(v, str) else v
         for k, v in params.items()
-        if k not in _KNOWN and isinstance(v, str | int | float | bool)
+        if k not in _KNOWN and k.lower() != "lora hashes" and isinstance(v, str | int | float | bool)
     }
 
 

@@ -83,6 +83,16 @@ def test_infotext_quoted_values_named_weights_and_missing_hashes():
     assert strip_lora_tokens(recipe.prompt) == "portrait"
 
 
+def test_sdnext_spelling_of_lora_hashes():
+    text = (
+        "a cat <lora:ink:0.5>\n"
+        'Steps: 20, Sampler: Euler, Seed: 3, LoRA hashes: "ink: 36ea8aee", Pipeline: StableDiffusionXL'
+    )
+    recipe = parse_infotext(text)
+    assert _loras(recipe) == [("ink", 0.5, "36ea8aee", "")]
+    assert "LoRA hashes" not in recipe.parameters and recipe.parameters["Pipeline"] == "StableDiffusionXL"
+
+
 def test_infotext_without_a_parameter_line_keeps_the_prompt_and_says_so():
     recipe = parse_infotext("just a prompt\nNegative prompt: bad")
     assert (recipe.prompt, recipe.negative, recipe.steps) == ("just a prompt", "bad", None)
