@@ -26,16 +26,17 @@ def sees_everything(user) -> bool:
     return bool(user is not None and getattr(user, "is_staff", False) and getattr(user, "is_active", True))
 
 
-def visible_q(user, job: str = "") -> models.Q:
+def visible_q(user, job: str = "", owner: str = "requested_by") -> models.Q:
     """THE visibility rule of generation results (docs/security.md), as a filter on a job relation:
     a private job is seen by the user who requested it and by admins (staff) only. ``job`` is the path
-    to the job from the filtered model ("" for jobs, "job__" for images and ratings)."""
+    to the job from the filtered model ("" for jobs, "job__" for images and ratings); recipes, which
+    carry their own ``private`` flag and ``owner``, use the same rule with ``owner="owner"``."""
     if sees_everything(user):
         return models.Q()
     public = models.Q(**{f"{job}private": False})
     if user is None or getattr(user, "pk", None) is None:
         return public
-    return public | models.Q(**{f"{job}requested_by_id": user.pk})
+    return public | models.Q(**{f"{job}{owner}_id": user.pk})
 
 
 class VisibleQuerySet(models.QuerySet):
@@ -43,9 +44,10 @@ class VisibleQuerySet(models.QuerySet):
     re-run, history, dashboard figure and export that shows results goes through it."""
 
     job_path = ""
+    owner_field = "requested_by"
 
     def visible_to(self, user):
-        return self.filter(visible_q(user, self.job_path))
+        return self.filter(visible_q(user, self.job_path, self.owner_field))
 
 
 class GenerationJobQuerySet(VisibleQuerySet):
@@ -61,6 +63,10 @@ class ResultRatingQuerySet(VisibleQuerySet):
 
     def visible_to(self, user):  # a rating whose job was deleted shows no prompt: still visible
         return self.filter(visible_q(user, "job__") | models.Q(job__isnull=True)) if not sees_everything(user) else self
+
+
+class RecipeQuerySet(VisibleQuerySet):
+    owner_field = "owner"
 
 
 class SweepQuerySet(models.QuerySet):
@@ -411,6 +417,8 @@ class Recipe(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     private = models.BooleanField(default=False)  # made from a private result: its owner (and admins) only
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RecipeQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

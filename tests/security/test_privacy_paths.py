@@ -18,8 +18,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from adapters.models import Adapter
 from api import tokens
-from generation import ratings
-from generation.models import GenerationJob, JobStatus, ResultRating, Sweep
+from generation import ratings, recipes
+from generation.models import GenerationJob, JobStatus, Recipe, ResultRating, Sweep
 from generation.progress import JOBS_GROUP, snapshot
 from lora_manager.asgi import application
 from lora_manager.routing import websocket_urlpatterns
@@ -61,6 +61,17 @@ ROUTES: dict[str, list[tuple[str, str, dict | None]]] = {
         ("post", "/generate/images/{image}/set-preview/", {"adapter": "{adapter}"})
     ],
     "generate/curation/": [("get", "/generate/curation/", None)],
+    "generate/images/<int:image_id>/save-recipe/": [("post", "/generate/images/{image}/save-recipe/", {})],
+    "generate/recipes/": [("get", "/generate/recipes/", None), ("get", "/generate/recipes/?q=lighthouse", None)],
+    "generate/recipes/<int:pk>/": [("get", "/generate/recipes/{recipe}/", None)],
+    "generate/recipes/<int:pk>/image/<str:size>": [
+        ("get", "/generate/recipes/{recipe}/image/full", None),
+        ("get", "/generate/recipes/{recipe}/image/card", None),
+    ],
+    "generate/recipes/<int:pk>/delete/": [("post", "/generate/recipes/{recipe}/delete/", {})],
+    "generate/recipes/<int:pk>/generate/": [("post", "/generate/recipes/{recipe}/generate/", {})],
+    "generate/recipes/<int:pk>/rematch/": [("post", "/generate/recipes/{recipe}/rematch/", {})],
+    "api/v1/recipes/<int:recipe_id>": [("api-get", "/api/v1/recipes/{recipe}", None)],
     "generate/adapters/<int:pk>/results/": [("get", "/generate/adapters/{adapter}/results/", None)],
     "generate/sweeps/<int:pk>/": [("get", "/generate/sweeps/{sweep}/", None)],
     "generate/sweeps/<int:pk>/panel/": [("get", "/generate/sweeps/{sweep}/panel/", None)],
@@ -98,6 +109,8 @@ UNRELATED = {
     "generate/presets/": "presets are shared by design",
     "generate/curation/run/": "applies the retention policy (staff action, no job text in the answer)",
     "generate/adapters/<int:pk>/sweep/": "starts a new sweep of the caller's own",
+    "generate/recipes/import/": "imports the caller's own images as recipes",
+    "api/v1/recipes": "imports the caller's own images as recipes (POST)",
     "status.json": "staff only",
     "suggestions/accepted": "recommendation feedback",
     "api/v1/openapi.json": "the schema",
@@ -153,6 +166,7 @@ def world(db, settings, tmp_path, redis_conn):
     job = finished_job([(adapter, 0.7)], user=owner, private=True, prompt=SECRET, negative_prompt=NEGATIVE)
     image = image_of(job)
     ratings.rate(owner, image, ratings.Verdict(1, 5))
+    recipe = recipes.from_job_image(image, owner)  # "Save as recipe" on a private result: a private recipe
     sweep = Sweep.objects.create(
         adapter=adapter,
         labels=["0.5"],
@@ -185,6 +199,7 @@ def world(db, settings, tmp_path, redis_conn):
         "adapter": adapter.pk,
         "run": run.pk,
         "backup": backup,
+        "recipe": recipe.pk,
     }
     return owner, mallory, values
 
@@ -242,6 +257,7 @@ def test_no_path_shows_another_users_private_job(world):
     assert GenerationJob.objects.get(pk=values["active"]).cancel_requested is False
     assert GenerationJob.objects.filter(prompt=SECRET).count() == 2  # no re-run copied it
     assert not ResultRating.objects.filter(user=mallory).exists()
+    assert list(Recipe.objects.values_list("owner__username", flat=True)) == ["olivia"]  # not deleted, not copied
     assert Adapter.objects.get(pk=values["adapter"]).preview_key == ""
     # Django admin and RQ dashboard: a non-staff user is sent to the login page.
     client = Client()
@@ -259,6 +275,7 @@ def test_the_owner_sees_it_on_the_same_paths(world):
     assert any(b"lighthouse" in body and SECRET.encode() in body for _, _, body in seen["generate/"])
     assert seen["generate/jobs/<int:pk>/images/<int:index>/<str:kind>"][0][:2] == (200, "image/png")
     assert seen["archive/runs/<int:pk>/download/"][0][0] == 200
+    assert any(SECRET.encode() in body for _, _, body in seen["generate/recipes/<int:pk>/"])
 
 
 WS_ROUTES = {
