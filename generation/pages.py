@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
+from django.db.models.functions import Lower
 
+from adapters import search
 from adapters.models import Adapter
 from generation import backends, composer, lora_names, submitting
 from generation.models import GenerationJob, Preset
@@ -118,8 +120,38 @@ def popular_adapters(limit: int = 8):
     return Adapter.objects.filter(active=True).order_by("-usage_count", "-last_used_at", "name")[:limit]
 
 
-def search_adapters(query: str, limit: int = 20):
+def search_adapters(query: str, limit: int = 20) -> list[Adapter]:
+    """LoRAs whose name, alias, trigger words, description or tags contain every word of ``query``.
+
+    The gallery's indexed search (adapters/search.py), so it stays fast on a large library; names
+    that start with the query come first, then active, often used ones.
+    """
     adapters = Adapter.objects.all()
-    if query:
-        adapters = adapters.filter(Q(name__icontains=query) | Q(alias__icontains=query))
-    return adapters.order_by("-active", "-usage_count", "name", "id")[:limit]
+    matching = search.search_q(query)
+    if matching is not None:
+        adapters = adapters.filter(matching)
+    starts = query.strip().lower()
+    adapters = adapters.annotate(
+        name_first=Case(When(name__istartswith=starts, then=Value(0)), default=Value(1)) if starts else Value(1)
+    )
+    ordered = adapters.order_by("name_first", "-active", "-usage_count", Lower("name"), "id")
+    found = list(ordered.prefetch_related("tags")[:limit])
+    for adapter in found:
+        adapter.matched = _matched_on(adapter, starts)
+    return found
+
+
+def _matched_on(adapter: Adapter, query: str) -> str:
+    """Why a result matched when its name does not show it: "alias x", "trigger x" or "tag x"."""
+    words = [w for w in query.split() if len(w) >= 2]
+    if not words or all(w in adapter.name.lower() for w in words):
+        return ""
+    if adapter.alias and any(w in adapter.alias.lower() for w in words):
+        return f"alias {adapter.alias}"
+    for word in adapter.trigger_words or []:
+        if any(w in str(word).lower() for w in words):
+            return f"trigger {word}"
+    for tag in adapter.tags.all():
+        if any(w in tag.name.lower() for w in words):
+            return f"tag {tag.name}"
+    return ""
