@@ -84,3 +84,29 @@ def test_viewers_get_no_cancel_button(client, viewer, catalog, sdnext, redis_con
         await detail.disconnect()
 
     asyncio.run(scenario())
+
+
+def test_every_fragment_the_composers_socket_sends_has_a_place_on_the_composer_page(
+    client, editor, catalog, sdnext, redis_conn
+):
+    """The ws extension swaps each top-level element by id: one without a target is a console error."""
+    import re
+
+    queue_job()
+    headers = session_headers(client, editor)
+    client.force_login(editor)
+    page = client.get("/generate/").content.decode()
+    path = re.search(r'id="composer-jobs"[^>]*ws-connect="([^"]+)"', page).group(1)
+
+    async def scenario():
+        socket = WebsocketCommunicator(application, path, headers=headers)
+        assert (await socket.connect())[0]
+        sent = await socket.receive_from(timeout=5)
+        await socket.disconnect()
+        return sent
+
+    sent = asyncio.run(scenario())
+    top_level_ids = re.findall(r'(?:^|>)\s*<\w+ id="([^"]+)"', sent)
+    assert "generation-queue" in top_level_ids and "position 1" in sent
+    for element_id in top_level_ids:
+        assert f'id="{element_id}"' in page, f"#{element_id} is sent but the composer has no such element"
