@@ -31,6 +31,7 @@ SLIDER = (-1.0, 2.0)  # widened to include the adapter's own range
 MAX_LORAS = 20
 MAX_PROMPT = 10_000
 TOTAL_WEIGHT_LIMIT = 2.0
+SKIP_PREDICTION = "it would be skipped"  # in the unknown-to-SD.Next warning; the job page drops it once answered
 FAMILY_LABELS = dict(BaseModel.choices)
 PIPELINE_FAMILIES = {
     "StableDiffusionXLPipeline": "SDXL",
@@ -350,7 +351,7 @@ def _unknown(label: str, backend: str) -> Issue:
     return Issue(
         "warning",
         "unknown-to-sdnext",
-        f"SD.Next ('{backend}') does not list {label}: it would be skipped. Copy the file to SD.Next's "
+        f"SD.Next ('{backend}') does not list {label}: {SKIP_PREDICTION}. Copy the file to SD.Next's "
         "LoRA folder or refresh the list.",
         "refresh-loras",
     )

@@ -81,13 +81,25 @@ def recent_context(user=None) -> dict:
     return {"recent": list(submitting.recent_jobs(user=user))}
 
 
+def shown_warnings(job: GenerationJob, loras: list) -> list[str]:
+    """The job's warnings as they stand now: once SD.Next reported which LoRAs it applied, the
+    composer's "would be skipped" guesses are answered (the pipeline's own warning names any it skipped)."""
+    outcome_known = not job.is_active and any(lora.applied is not None for lora in loras)
+    if not outcome_known:
+        return list(job.warnings)
+    return [w for w in job.warnings if composer.SKIP_PREDICTION not in str(w)]
+
+
 def job_context(job: GenerationJob, can_cancel: bool, can_submit: bool) -> dict:
     position = submitting.queue_positions()[0].get(job.pk) if job.status == "queued" else None
+    loras = list(job.loras.select_related("adapter"))
+    duration = job.duration_seconds
     return {
         "job": job,
+        "warnings": shown_warnings(job, loras),
         "snap": job_snapshot(job),
         "position": position,
-        "loras": list(job.loras.select_related("adapter")),
+        "loras": loras,
         "images": list(job.images.all()),
         "can_cancel": can_cancel,
         "can_submit": can_submit,
@@ -101,6 +113,7 @@ def job_context(job: GenerationJob, can_cancel: bool, can_submit: bool) -> dict:
             ("Seed", job.seed if job.seed != -1 else "random"),
             ("Seeds used", ", ".join(str(s) for s in job.seeds) or "–"),
             ("Batch size × count", f"{job.batch_size} × {job.n_iter}"),
+            ("Ran", f"{duration:.1f} s" if duration is not None else "–"),
         ],
     }
 

@@ -339,3 +339,26 @@ def test_open_in_composer_from_an_adapter_page(viewer_client, catalog):
     pixel = catalog["pixel_xl"]
     html = viewer_client.get(reverse("adapters:detail", args=[pixel.pk])).content.decode()
     assert f'href="/generate/?adapter={pixel.pk}"' in html and "Open in composer" in html
+
+
+def test_a_finished_job_page_answers_the_skip_warnings_and_shows_each_image_once(viewer_client, catalog, sdnext):
+    from generation.models import BackendLora
+
+    lora_names.refresh("default")
+    pixel = catalog["pixel_xl"]
+    BackendLora.objects.filter(adapter=pixel).delete()  # the list we read says SD.Next lacks it...
+    job = queue_job(composition(loras=[composer.LoraChoice(pixel.pk, 0.8)]))
+    assert any(composer.SKIP_PREDICTION in w for w in job.warnings)
+    before = viewer_client.get(reverse("generation:job", args=[job.pk])).content.decode()
+    assert composer.SKIP_PREDICTION in before and "not yet known" in before
+    pipeline.run(job.pk, RecordingReporter())  # ...but its folder has the file: it is applied
+    job.refresh_from_db()
+    panel = viewer_client.get(reverse("generation:job_panel", args=[job.pk]), **HTMX).content.decode()
+    assert panel.startswith(f'<section id="job-{job.pk}-panel"')
+    assert f'<div id="job-{job.pk}-facts" class="job-details" hx-swap-oob="true">' in panel  # swapped alongside
+    assert composer.SKIP_PREDICTION not in panel and 'data-applied="yes"' in panel
+    assert f'<td data-param="seeds-used">{job.seeds[0]}</td>' in panel
+    assert 'class="result-grid large"' not in panel and f'id="job-{job.pk}-results"' in panel  # images: below, once
+    results = viewer_client.get(reverse("generation:job_results", args=[job.pk]), **HTMX).content.decode()
+    assert results.count("<img ") == 1 and f"seed {job.seeds[0]}" in results and "download=1" in results
+    assert 'class="job-panel card" data-job-status="succeeded"' in panel  # its colour stays on the edge
