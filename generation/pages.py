@@ -115,11 +115,11 @@ def presets() -> list[Preset]:
 
 
 def popular_adapters(limit: int = 8):
-    return Adapter.objects.filter(active=True).order_by("-usage_count", "-last_used_at", "name")[:limit]
+    return Adapter.objects.usable().filter(active=True).order_by("-usage_count", "-last_used_at", "name")[:limit]
 
 
 def search_adapters(query: str, limit: int = 20):
-    adapters = Adapter.objects.all()
+    adapters = Adapter.objects.usable()
     if query:
         adapters = adapters.filter(Q(name__icontains=query) | Q(alias__icontains=query))
     return adapters.order_by("-active", "-usage_count", "name", "id")[:limit]
