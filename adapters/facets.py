@@ -197,8 +197,14 @@ def columns() -> Columns:
 # --- predicates over combinations ------------------------------------------------------------------
 
 
+# AdapterStatus.ERROR: a file whose header cannot be read is not an adapter (see Adapter.objects.usable).
+UNREADABLE = "error"
+
+
 def _matches(combo: Combo, query, skip: str | None = None) -> bool:
     base, kind, active, favorite, status, issues = combo
+    if status == UNREADABLE and UNREADABLE not in query.status:
+        return False  # only an explicit status=error shows unreadable files; they are never counted otherwise
     if skip != "base" and query.base and base not in query.base:
         return False
     if skip != "type" and query.type and kind not in query.type:
@@ -258,6 +264,9 @@ def cube_condition(query, alias: str = "a") -> tuple[str, list]:
             parts.append(f"{alias}.has_issues")
         conditions.append("(" + " OR ".join(parts) + ")")
         params.extend(statuses)
+    if UNREADABLE not in query.status:
+        conditions.append(f"{alias}.status <> %s")
+        params.append(UNREADABLE)
     return " AND ".join(conditions), params
 
 

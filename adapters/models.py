@@ -80,6 +80,19 @@ class AdapterStatus(models.TextChoices):
     ERROR = "error", "Error"
 
 
+class AdapterQuerySet(models.QuerySet):
+    def usable(self) -> AdapterQuerySet:
+        """Adapters a user can work with: not files whose header could not be read (status "error").
+
+        Those stay in the table so rescans stay incremental and their reason is kept, but they are not
+        LoRAs: they appear only on the "Files with problems" page, never in lists, counts or suggestions.
+        """
+        return self.exclude(status=AdapterStatus.ERROR)
+
+    def unreadable(self) -> AdapterQuerySet:
+        return self.filter(status=AdapterStatus.ERROR)
+
+
 class Adapter(models.Model):
     name = models.CharField(max_length=255)
     alias = models.CharField(max_length=255, blank=True)
@@ -123,6 +136,8 @@ class Adapter(models.Model):
     hashed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AdapterQuerySet.as_manager()
 
     class Meta:
         ordering = ["name", "id"]

@@ -130,7 +130,7 @@ def presets() -> list[Preset]:
 
 
 def popular_adapters(limit: int = 8):
-    return Adapter.objects.filter(active=True).order_by("-usage_count", "-last_used_at", "name")[:limit]
+    return Adapter.objects.usable().filter(active=True).order_by("-usage_count", "-last_used_at", "name")[:limit]
 
 
 def search_adapters(query: str, limit: int = 20) -> list[Adapter]:
@@ -139,7 +139,7 @@ def search_adapters(query: str, limit: int = 20) -> list[Adapter]:
     The gallery's indexed search (adapters/search.py), so it stays fast on a large library; names
     that start with the query come first, then active, often used ones.
     """
-    adapters = Adapter.objects.all()
+    adapters = Adapter.objects.usable()
     matching = search.search_q(query)
     if matching is not None:
         adapters = adapters.filter(matching)
