@@ -36,6 +36,8 @@
 
   // The "Add a LoRA" search is a combobox: focus stays in the input, ↑/↓ move the highlight
   // through the results, Enter adds the highlighted LoRA (never submits the form), Escape clears.
+  var pendingAdd = null;  // the query an early Enter is waiting for
+
   function options() {
     var list = document.getElementById("lora-search-results");
     return list ? Array.prototype.slice.call(list.querySelectorAll("[role=option]")) : [];
@@ -83,10 +85,10 @@
         addHighlighted();
         return;
       }
-      // Typed faster than the search answered: search now, then add the best match of what was typed.
-      htmx.ajax("GET", search.getAttribute("hx-get"), {
-        source: search, target: "#lora-search-results", swap: "outerHTML", values: { q: search.value },
-      }).then(addHighlighted);
+      // Typed faster than the search answered: search now, and add the best match of what was typed
+      // when its results arrive (see htmx.onLoad below).
+      pendingAdd = search.value.trim();
+      htmx.trigger(search, "lora-search-now");
     } else if (event.key === "Escape" && search.value) {
       event.preventDefault();
       search.value = "";
@@ -105,10 +107,16 @@
     });
   }
 
-  // Fresh results: their first one is highlighted; tell assistive technology.
-  document.addEventListener("htmx:afterSettle", function () {
+  // Fresh results: their first one is highlighted (tell assistive technology); an Enter that came
+  // before them adds it now.
+  htmx.onLoad(function (element) {
+    if (element.id !== "lora-search-results") return;
     var search = document.querySelector("input[data-lora-search]");
     if (search) highlight(search, highlighted());
+    if (pendingAdd !== null && element.dataset.query === pendingAdd) {
+      pendingAdd = null;
+      addHighlighted();
+    }
   });
 
   // A click on a result adds it too (the mouse way); keep the input focused for the next search.
