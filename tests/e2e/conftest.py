@@ -83,11 +83,13 @@ def live_app_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def live_app(django_db_setup, django_db_blocker, tmp_path_factory, sdnext_standin, live_app_env):
-    """daphne + one RQ worker in subprocesses, sharing the test database and Redis.
+def live_app_starts_worker() -> bool:
+    """Whether live_app starts an RQ worker (a module that starts its own, as ``make run`` does, says no)."""
+    return True
 
-    Module-scoped: the worker would otherwise take jobs that later, non-browser tests queue."""
-    port = free_port()
+
+def live_env(sdnext_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment the live app's processes run with: the test database, Redis and data directory."""
     env = dict(os.environ)
     env.update(
         {
@@ -97,12 +99,24 @@ def live_app(django_db_setup, django_db_blocker, tmp_path_factory, sdnext_standi
             "LORA_MANAGER_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "LORA_MANAGER_DEBUG": "false",
             "LORA_MANAGER_RESCAN_INTERVAL_MINUTES": "0",
-            "LORA_MANAGER_SDNEXT_URL": sdnext_standin.url,
+            "LORA_MANAGER_SDNEXT_URL": sdnext_url,
             "DJANGO_SETTINGS_MODULE": "lora_manager.settings",
         }
     )
-    env.update(live_app_env)
+    env.update(extra or {})
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def live_app(
+    django_db_setup, django_db_blocker, tmp_path_factory, sdnext_standin, live_app_env, live_app_starts_worker
+):
+    """daphne + one RQ worker in subprocesses, sharing the test database and Redis.
+
+    Module-scoped: the worker would otherwise take jobs that later, non-browser tests queue."""
+    port = free_port()
+    env = live_env(sdnext_standin.url, live_app_env)
     logs = tmp_path_factory.mktemp("live-app")
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=BASE_DIR, env=env, check=True
@@ -115,21 +129,24 @@ def live_app(django_db_setup, django_db_blocker, tmp_path_factory, sdnext_standi
             stdout=(logs / "daphne.log").open("w"),
             stderr=subprocess.STDOUT,
         ),
-        subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "rqworker",
-                *settings.RQ_QUEUES,  # default, embeddings and generation-<backend>
-                "--worker-class",
-                "rq.worker.SimpleWorker",
-            ],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=(logs / "worker.log").open("w"),
-            stderr=subprocess.STDOUT,
-        ),
     ]
+    if live_app_starts_worker:
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "manage.py",
+                    "rqworker",
+                    *settings.RQ_QUEUES,  # default, embeddings and generation-<backend>
+                    "--worker-class",
+                    "rq.worker.SimpleWorker",
+                ],
+                cwd=BASE_DIR,
+                env=env,
+                stdout=(logs / "worker.log").open("w"),
+                stderr=subprocess.STDOUT,
+            )
+        )
     deadline = time.monotonic() + 30
     while True:
         try:

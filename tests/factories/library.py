@@ -86,7 +86,14 @@ def write_library(root: Path, count: int = GOOD_COUNT) -> Library:
 
     # A readable model whose preview sidecar is text with an image name: no preview, one issue.
     bad_preview = root / "sd15/characters/textpreview_knight.safetensors"
-    write_lora(bad_preview, kind="sd15", rank=8, max_modules=6, seed=10_001)
+    write_lora(
+        bad_preview,
+        kind="sd15",
+        rank=8,
+        max_modules=6,
+        seed=10_001,
+        metadata=kohya_metadata("sd15", output_name="textpreview_knight", sshs_model_hash=_fake_addnet_hash("tp")),
+    )
     sidecars.write_sidecar_raw(bad_preview, ".preview.png", "this is not an image, just text\n")
     library.good.append(bad_preview)
     library.bad_preview = bad_preview
