@@ -303,6 +303,7 @@ def measure(seeded: dict, rounds: int) -> list[dict]:
             "after_write_p50_ms": round(statistics.median(after_write), 1),
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "catalog_adapters": Adapter.objects.count(),
+            "unreadable_adapters": Adapter.objects.unreadable().count(),  # not in the gallery (Files with problems)
             "target_p95_ms": 50 if connection.vendor == "postgresql" else 100,
             "target_rss_mb": 300,
         }
