@@ -6,10 +6,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import Count, Q
+from django.db.models.functions import Lower
 from django.shortcuts import render
+from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
+from django.utils.text import Truncator
 
-from adapters import bulk_edit, scan_runs
+from adapters import bulk_edit, display, scan_runs
 from adapters.models import Adapter, AdapterFile, BaseModel, LibraryRoot, ScanRun, Tag
 from archive.admin import export_selected, has_export_permission
 
@@ -77,18 +80,18 @@ class AdapterFileInline(admin.TabularInline):
 class AdapterAdmin(admin.ModelAdmin):
     list_display = (
         "thumbnail",
-        "name",
-        "base_model",
+        "display_name",
+        "base_label",
         "network_type",
         "rank",
         "active",
         "favorite",
         "tag_list",
-        "size",
+        "human_size",
         "status",
-        "updated_at",
     )
-    list_display_links = ("name",)
+    list_display_links = ("display_name",)
+    ordering = (Lower("name"), "id")
     list_filter = ("base_model", "network_type", "active", "favorite", "status", TagFilter, RootFilter)
     search_fields = (
         "name",
@@ -144,7 +147,26 @@ class AdapterAdmin(admin.ModelAdmin):
 
     @admin.display(description="Tags")
     def tag_list(self, obj: Adapter) -> str:
-        return ", ".join(t.name for t in obj.tags.all())
+        return Truncator(", ".join(t.name for t in obj.tags.all())).chars(60)
+
+    @admin.display(description="Name", ordering=Lower("name"))
+    def display_name(self, obj: Adapter) -> str:
+        return obj.name
+
+    @admin.display(description="Base model", ordering="base_model")
+    def base_label(self, obj: Adapter) -> str:
+        return display.base_model_label(obj.base_model)
+
+    @admin.display(description="Size", ordering="size")
+    def human_size(self, obj: Adapter) -> str:
+        return filesizeformat(obj.size)
+
+    def get_actions(self, request):
+        """Only "Remove from the catalog" removes (it can be undone and says what happens to the files);
+        Django's own "Delete selected" would do the same without either."""
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
     @staticmethod
     def _ids(queryset) -> list[int]:

@@ -7,7 +7,9 @@ from lora_manager.consumers import AuthenticatedConsumer
 
 
 class ScanProgressConsumer(AuthenticatedConsumer):
-    """Pushes the scan progress fragment; events only say 'changed', the row says what."""
+    """Pushes the scan status fragment (``#scan-progress``, swapped by id inside the panel that holds the
+    socket); events only say 'changed', the row says what. Once the run has finished, the last fragment
+    is sent and the socket closed: the page's gallery refreshes on it (static/js/gallery.js)."""
 
     async def allowed(self, user) -> bool:
         return await database_sync_to_async(user.has_perm)("adapters.view_adapter")
@@ -19,10 +21,14 @@ class ScanProgressConsumer(AuthenticatedConsumer):
         await self.scan_progress({})
 
     async def scan_progress(self, event: dict) -> None:
-        html = await database_sync_to_async(self.render)()
+        html, finished = await database_sync_to_async(self.render)()
         if html:
             await self.send(text_data=html)
+        if finished:
+            await self.close()
 
-    def render(self) -> str:
+    def render(self) -> tuple[str, bool]:
         scan = ScanRun.objects.filter(pk=self.scope["url_route"]["kwargs"]["pk"]).first()
-        return render_to_string("adapters/_scan_progress.html", {"scan": scan}) if scan else ""
+        if scan is None:
+            return "", True
+        return render_to_string("adapters/_scan_status.html", {"scan": scan}), not scan.is_active

@@ -80,6 +80,19 @@ class AdapterStatus(models.TextChoices):
     ERROR = "error", "Error"
 
 
+class AdapterQuerySet(models.QuerySet):
+    def usable(self) -> AdapterQuerySet:
+        """Adapters a user can work with: not files whose header could not be read (status "error").
+
+        Those stay in the table so rescans stay incremental and their reason is kept, but they are not
+        LoRAs: they appear only on the "Files with problems" page, never in lists, counts or suggestions.
+        """
+        return self.exclude(status=AdapterStatus.ERROR)
+
+    def unreadable(self) -> AdapterQuerySet:
+        return self.filter(status=AdapterStatus.ERROR)
+
+
 class Adapter(models.Model):
     name = models.CharField(max_length=255)
     alias = models.CharField(max_length=255, blank=True)
@@ -123,6 +136,8 @@ class Adapter(models.Model):
     hashed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AdapterQuerySet.as_manager()
 
     class Meta:
         ordering = ["name", "id"]
@@ -244,9 +259,19 @@ class ScanRun(models.Model):
     def is_active(self) -> bool:
         return self.status in (self.Status.QUEUED, self.Status.RUNNING)
 
+    # Share of the whole run each phase covers, so the bar moves through every phase (a small library
+    # reads in one step, then hashes) instead of restarting at 0 % or sitting there until the end.
+    PHASE_SPANS = {"listing": (0, 5), "reading": (5, 55), "hashing": (55, 95), "thumbnails": (95, 100)}
+
     @property
     def percent(self) -> int:
-        return int(100 * self.done / self.total) if self.total else (100 if not self.is_active else 0)
+        if not self.is_active:
+            return 100
+        start, end = self.PHASE_SPANS.get(self.phase, (0, 0))
+        if not self.hash_files and self.phase == "reading":
+            end = 95
+        fraction = min(self.done / self.total, 1.0) if self.total else 0.0
+        return int(start + (end - start) * fraction)
 
     def summary(self) -> dict:
         keys = (

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from adapters import identity, scanning, thumbnails
-from adapters.models import ScanRun
+from adapters.models import AdapterFile, ScanRun
 from lora_manager import jobs, realtime
 from recommendations.embedding_runs import request_embedding_safely
 
@@ -43,6 +43,17 @@ def start_scan(user=None, roots: list[str] | None = None, hash_files: bool = Tru
 
         jobs.enqueue("default", scan_job, run.pk, job_id=run.rq_job_id)
     return run
+
+
+def start_first_scan() -> ScanRun | None:
+    """A new install with library folders configured (``LORA_MANAGER_LIBRARY_DIRS``) scans them as soon as
+    the worker starts, instead of showing an empty library until a click or the hourly rescan. A catalog
+    that has files, or a library that was scanned successfully before, is left alone."""
+    if not settings.LIBRARY_DIRS or AdapterFile.objects.exists():
+        return None
+    if ScanRun.objects.filter(status=ScanRun.Status.SUCCEEDED).exists():
+        return None
+    return start_scan()
 
 
 def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, settle_wait: bool = False) -> ScanRun:

@@ -22,11 +22,16 @@ def thumbnail_path(key: str, size: str) -> Path:
 
 
 def _record_failure(adapter: Adapter, message: str) -> None:
+    """Keep why the preview failed; a preview FILE that cannot be decoded stops being the preview (no
+    broken image on every page). Embedded and uploaded ones keep their source: their bytes are gone."""
     issue = f"preview {Path(adapter.preview_source).name}: {message}"
     if issue not in adapter.issues:
         adapter.issues = [*adapter.issues, issue]
     adapter.preview_key = ""
-    Adapter.objects.filter(pk=adapter.pk).update(issues=adapter.issues, preview_key="")
+    changes = {"issues": adapter.issues, "preview_key": ""}
+    if adapter.preview_source not in ("", "embedded", "upload"):
+        adapter.preview_source = changes["preview_source"] = ""
+    Adapter.objects.filter(pk=adapter.pk).update(**changes)
 
 
 def ensure_thumbnails(adapter: Adapter) -> str:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from adapters import detail_views, tag_views, views
+from adapters import detail_views, problem_views, tag_views, views
 
 app_name = "adapters"
 
@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.library, name="library"),
     path("scans/", views.start_scan, name="start_scan"),
     path("scans/<int:pk>/", views.scan_status, name="scan_status"),
+    path("problems/", problem_views.problems, name="problems"),
     path("bulk/", views.bulk, name="bulk"),
     path("bulk/<int:pk>/undo/", views.undo, name="undo"),
     path("tags/", tag_views.tags, name="tags"),

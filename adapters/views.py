@@ -39,6 +39,7 @@ def gallery_context(request: HttpRequest, query: gallery.GalleryQuery, view: str
         "facets": results.facets,
         "view": view,
         "querystring": querystring,
+        "all_folders_qs": query.querystring(folder=""),
         "page_prefix": f"?{querystring}&page=" if querystring else "?page=",
         "page_range": results.page.paginator.get_elided_page_range(results.page.number, on_each_side=2, on_ends=1),
         "base_choices": BaseModel.choices,
@@ -52,6 +53,7 @@ def library(request: HttpRequest) -> HttpResponse:
     query = gallery.parse(request.GET)
     view, chosen = _view_mode(request)
     context = gallery_context(request, query, view)
+    context["scan"] = ScanRun.objects.first()
     if request.htmx and request.htmx.target == "adapter-results":
         response = render(request, "adapters/library.html#results", {**context, "oob": True})
         if request.htmx.trigger != "adapter-results":  # not the list refreshing itself after a bulk action
@@ -59,7 +61,7 @@ def library(request: HttpRequest) -> HttpResponse:
             canonical = query.querystring(page=query.page if query.page > 1 else "")
             response["HX-Push-Url"] = reverse("adapters:library") + (f"?{canonical}" if canonical else "")
     else:
-        context.update(scan=ScanRun.objects.first(), undo=bulk_edit.latest_undoable(request.user))
+        context.update(undo=bulk_edit.latest_undoable(request.user))
         response = render(request, "adapters/library.html", context)
     if chosen:
         response.set_cookie(
@@ -180,7 +182,7 @@ def start_scan(request: HttpRequest) -> HttpResponse:
 @require_GET
 @permission_required("adapters.view_adapter", raise_exception=True)
 def scan_status(request: HttpRequest, pk: int) -> HttpResponse:
-    return render(request, "adapters/_scan_progress.html", {"scan": get_object_or_404(ScanRun, pk=pk)})
+    return render(request, "adapters/_scan_status.html", {"scan": get_object_or_404(ScanRun, pk=pk)})
 
 
 @require_GET

