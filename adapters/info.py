@@ -51,7 +51,15 @@ def adapter_info(adapter: Adapter) -> dict:
         "status": adapter.status,
         "issues": adapter.issues,
         "sources": adapter.sources,
+        **_civitai(adapter.pk),
     }
+
+
+def _civitai(adapter_id: int) -> dict:
+    from adapters.civitai_lookup import record_info
+
+    info = record_info(adapter_id)
+    return {"civitai_update": info["civitai_update"], "civitai_checked_at": info["civitai_checked_at"]}
 
 
 def find_adapter(path_or_hash: str) -> Adapter | None:
