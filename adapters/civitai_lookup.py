@@ -37,6 +37,7 @@ MAX_IMAGES = 20
 MAX_TAGS = 20
 MAX_DESCRIPTION = 100_000
 ISSUE_PREFIX = "civitai: "
+RETRY_BACKOFF = 2.0  # seconds before the first retry of a 5xx / timeout, doubling after each
 _HEX = re.compile(r"[0-9a-f]+")
 
 
@@ -51,6 +52,7 @@ def make_client(should_stop=None) -> CivitaiClient:
         api_key=settings.CIVITAI_API_KEY,
         min_interval=settings.CIVITAI_MIN_INTERVAL,
         timeout=settings.CIVITAI_TIMEOUT,
+        backoff=RETRY_BACKOFF,
         max_image_bytes=settings.MAX_PREVIEW_UPLOAD_BYTES,
         should_stop=should_stop,
     )

@@ -6,19 +6,21 @@ import hashlib
 
 import pytest
 
+from adapters import civitai_lookup
 from adapters.civitai import CivitaiClient
 from tests.adapters.catalog_factory import make_adapter
 from tests.standins.civitai import CivitaiStandIn, StandInLora
 
 
 @pytest.fixture
-def civitai(settings, tmp_path):
+def civitai(settings, tmp_path, monkeypatch):
     """The Civitai STAND-IN, with the app pointed at it, no pacing and short timeouts."""
     standin = CivitaiStandIn().start()
     settings.CIVITAI_URL = standin.url
     settings.CIVITAI_MIN_INTERVAL = 0.0
     settings.CIVITAI_TIMEOUT = 1.0
     settings.THUMBNAIL_DIR = tmp_path / "thumbs"
+    monkeypatch.setattr(civitai_lookup, "RETRY_BACKOFF", 0.01)
     yield standin
     standin.stop()
 

@@ -59,6 +59,7 @@ class StandInLora:
     newer_version: bool = False  # the model also has a newer version (an update is available)
     model_id: int = 0
     version_id: int = 0
+    newer_version_id: int | None = None
 
 
 def png_bytes(text: str, size: tuple[int, int] = (256, 256), color: tuple[int, int, int] = (40, 90, 160)) -> bytes:
@@ -164,7 +165,8 @@ class CivitaiStandIn:
         version = self._version(lora, lora.version_id, lora.version_name, with_file=True)
         versions = [version]
         if lora.newer_version:
-            newer = self._version(lora, next(self._ids), "v2.0", with_file=False)
+            lora.newer_version_id = next(self._ids)
+            newer = self._version(lora, lora.newer_version_id, "v2.0", with_file=False)
             versions.insert(0, newer)  # newest first, as Civitai lists them
         model = {
             "id": lora.model_id,
