@@ -88,6 +88,7 @@ class GalleryQuery:
     status: list[str] = field(default_factory=list)
     roots: list[int] = field(default_factory=list)
     duplicates: bool = False
+    update: bool = False  # a newer version is on Civitai
     unused: str = ""  # "never" (never generated with) or a number of days without use (never used included)
     sort: str = DEFAULT_SORT
     page: int = 1
@@ -106,6 +107,7 @@ class GalleryQuery:
             "status": self.status,
             "root": [str(r) for r in self.roots],
             "dup": "1" if self.duplicates else "",
+            "update": "1" if self.update else "",
             "unused": self.unused,
             "sort": "" if self.sort == DEFAULT_SORT else self.sort,
             "page": "",
@@ -205,6 +207,10 @@ def parse(params: QueryDict) -> GalleryQuery:
     query.duplicates = dup == "1"
     if dup not in ("", "0", "1"):
         notices.append(f"The duplicates filter takes 1, not “{dup[:40]}”; ignored.")
+    update = params.get("update", "")
+    query.update = update == "1"
+    if update not in ("", "0", "1"):
+        notices.append(f"The update-available filter takes 1, not “{update[:40]}”; ignored.")
     unused = params.get("unused", "")
     if unused == "never" or (unused.isdigit() and 1 <= int(unused) <= MAX_UNUSED_DAYS):
         query.unused = unused if unused == "never" else str(int(unused))
@@ -243,6 +249,7 @@ class Facets:
     tags: list[tuple[int, str, int]]  # (tag id, name, count)
     roots: list[tuple[int, str, int]]
     duplicates: int
+    updates: int
 
 
 def _tag_ids(query: GalleryQuery) -> list[int] | None:
@@ -276,6 +283,7 @@ def labelled(query: GalleryQuery, raw: facets.Counts) -> Facets:
         tags=tags,
         roots=[(pk, path, raw.roots[pk]) for pk, path in roots] if len(roots) > 1 or query.roots else [],
         duplicates=raw.duplicates,
+        updates=raw.updates,
     )
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from adapters import civitai_lookup, thumbnails
 from adapters.models import Adapter, CivitaiImage, CivitaiRecord, CivitaiRun
 from tests.adapters.catalog_factory import make_adapter
-from tests.adapters.civitai_fixtures import civitai, fast_client, published  # noqa: F401 - fixture
+from tests.adapters.civitai_fixtures import fast_client, published
 
 pytestmark = pytest.mark.django_db
 
