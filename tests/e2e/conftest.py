@@ -63,7 +63,17 @@ def sdnext_standin(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def live_app(django_db_setup, django_db_blocker, tmp_path_factory, sdnext_standin):
+def civitai_standin():
+    """The Civitai STAND-IN the live app looks adapters up on; tests publish LoRAs on it (``add_lora``)."""
+    from tests.standins.civitai import CivitaiStandIn
+
+    standin = CivitaiStandIn().start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture(scope="module")
+def live_app(django_db_setup, django_db_blocker, tmp_path_factory, sdnext_standin, civitai_standin):
     """daphne + one RQ worker in subprocesses, sharing the test database and Redis.
 
     Module-scoped: the worker would otherwise take jobs that later, non-browser tests queue."""
@@ -78,6 +88,8 @@ def live_app(django_db_setup, django_db_blocker, tmp_path_factory, sdnext_standi
             "LORA_MANAGER_DEBUG": "false",
             "LORA_MANAGER_RESCAN_INTERVAL_MINUTES": "0",
             "LORA_MANAGER_SDNEXT_URL": sdnext_standin.url,
+            "LORA_MANAGER_CIVITAI_URL": civitai_standin.url,
+            "LORA_MANAGER_CIVITAI_MIN_INTERVAL": "0.05",
             "DJANGO_SETTINGS_MODULE": "lora_manager.settings",
         }
     )
