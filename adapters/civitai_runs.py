@@ -116,7 +116,7 @@ def execute(run: CivitaiRun, echo: Callable[[str, int, int], None] | None = None
             )  # fmt: skip
             reporter("looking up", done, run.total)
     except Cancelled:
-        run.requests = getattr(client, "requests", run.requests)
+        run.requests, run.cancel_requested = getattr(client, "requests", run.requests), True
         return _finish(run, CivitaiRun.Status.CANCELLED, f"cancelled after {run.done} of {run.total}", reporter)
     except CivitaiUnreachable as exc:
         return _finish(run, CivitaiRun.Status.FAILED, str(exc), reporter)
