@@ -105,13 +105,23 @@ class CivitaiClient:
 
     def image(self, url: str) -> bytes:
         """An image's bytes, refused beyond ``max_image_bytes``. Only http(s) URLs."""
-        if urlsplit(url).scheme not in ("http", "https"):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
             raise CivitaiError(f"preview URL is not http(s): {url[:100]}")
+        if not self.image_host_allowed(parts.hostname or ""):
+            raise CivitaiError(f"preview URL is on a host that is not Civitai's: {parts.hostname}")
         response = self._send(url, api=False)
         if response.status_code != 200:
             response.close()
             raise CivitaiError(f"preview download answered HTTP {response.status_code}")
         return self._read(response, self.max_image_bytes, "preview image")
+
+    def image_host_allowed(self, host: str) -> bool:
+        """Images come from Civitai's own hosts (image.civitai.com) or the configured one: an answer cannot send
+        this server to fetch from anywhere else (say, a service on the local network)."""
+        host = host.lower().rstrip(".")
+        own = (urlsplit(self.base_url).hostname or "").lower()
+        return host == own or host == "civitai.com" or host.endswith(".civitai.com")
 
     # --- plumbing -----------------------------------------------------------------------------------
 

@@ -122,3 +122,14 @@ def test_bearer_key_is_sent_only_to_the_api(standin):
     client.image(version["images"][0]["url"])
     assert standin.requests[0]["authorization"] == "Bearer secret-key"
     assert standin.requests[1]["authorization"] == ""
+
+
+def test_images_only_from_civitais_hosts(standin):
+    client = fast_client(standin)
+    with pytest.raises(CivitaiError, match="not Civitai's"):
+        client.image("http://10.0.0.1:6379/x.png")
+    with pytest.raises(CivitaiError, match="not http"):
+        client.image("file:///etc/passwd")
+    assert client.image_host_allowed("image.civitai.com") and client.image_host_allowed("127.0.0.1")
+    assert not client.image_host_allowed("civitai.com.evil.example")
+    assert standin.requests == []

@@ -156,7 +156,9 @@ def test_command_missing_then_all_with_json(civitai, capsys):
     unknown = make_adapter("cmd unknown")
     make_adapter("cmd unhashed", sha256=None)
     call_command("fetch_civitai", "--json")
-    summary = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    summary = json.loads(printed.out)
+    assert "looking up: 2/2" in printed.err  # progress counts on stderr
     assert summary["status"] == "succeeded"
     assert (summary["total"], summary["found"], summary["not_found"], summary["updates"]) == (2, 1, 1, 1)
     call_command("fetch_civitai", "--missing", "--json")
