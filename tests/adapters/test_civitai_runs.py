@@ -197,3 +197,17 @@ def test_reconcile_marks_a_run_without_a_job_failed(redis_conn):
     run.refresh_from_db()
     assert run.status == "failed" and "worker stopped" in run.message
     assert Adapter.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_trained_words_kept_out_by_an_edit_can_be_added_from_the_detail_page(editor_client, civitai):
+    from adapters import civitai_lookup
+    from tests.adapters.civitai_fixtures import fast_client
+
+    adapter, _ = published(civitai, "edited words", trained_words=["their word"])
+    Adapter.objects.filter(pk=adapter.pk).update(trigger_words=["mine"], sources={"trigger_words": "user"})
+    civitai_lookup.lookup(Adapter.objects.get(pk=adapter.pk), fast_client(civitai))
+    page = editor_client.get(f"/library/{adapter.pk}/").content.decode()
+    assert 'value="their word"' in page and "+ their word" in page
+    editor_client.post(f"/library/{adapter.pk}/trigger-words/", {"word": "their word"})
+    assert Adapter.objects.get(pk=adapter.pk).trigger_words == ["mine", "their word"]
