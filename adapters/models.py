@@ -324,6 +324,11 @@ class CivitaiRecord(models.Model):
         return f"Civitai record of adapter {self.adapter_id}"
 
     @property
+    def nsfw_labels(self) -> str:
+        """The version's NSFW bit flags in words, e.g. "PG, R"."""
+        return ", ".join(level.label for level in NsfwLevel if self.nsfw_level & level) or "unrated"
+
+    @property
     def page_url(self) -> str:
         if not self.model_id:
             return ""

@@ -34,6 +34,7 @@ def test_found_values_are_stored_with_their_source(civitai):
     record = CivitaiRecord.objects.get(adapter=adapter)
     assert record.found and record.matched_by == "sha256" and record.model_name == "Ink"
     assert record.version_name == "v1.0" and record.nsfw_level == 5 and record.update_version_id is None
+    assert record.nsfw_labels == "PG, R"
     # the preview: downloaded, thumbnailed locally
     assert adapter.preview_source == "civitai" and thumbnails.thumbnail_path(adapter.preview_key, "card").is_file()
     # the example images' generation parameters, raw, for recipes

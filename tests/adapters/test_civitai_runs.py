@@ -9,11 +9,11 @@ import time
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from adapters import civitai_runs
+from adapters import civitai_lookup, civitai_runs
 from adapters.models import Adapter, CivitaiRecord, CivitaiRun
 from lora_manager.asgi import application
 from tests.adapters.catalog_factory import make_adapter
-from tests.adapters.civitai_fixtures import published
+from tests.adapters.civitai_fixtures import fast_client, published
 from tests.lora_manager.test_realtime import receive_until, session_headers
 
 
@@ -70,9 +70,6 @@ def test_bulk_action_and_filter_with_count(editor_client, civitai, run_worker, d
 @pytest.mark.django_db
 def test_card_blur_follows_the_persons_threshold(editor_client, civitai):
     adapter, _ = published(civitai, "spicy", image_nsfw=[8])
-    from adapters import civitai_lookup
-    from tests.adapters.civitai_fixtures import fast_client
-
     civitai_lookup.lookup(adapter, fast_client(civitai))
     assert b'nsfw-blur"' in editor_client.get("/library/").content  # default: blur above PG-13
     editor_client.post("/library/preferences/nsfw/", {"nsfw_blur_above": "16"})
@@ -201,9 +198,6 @@ def test_reconcile_marks_a_run_without_a_job_failed(redis_conn):
 
 @pytest.mark.django_db
 def test_trained_words_kept_out_by_an_edit_can_be_added_from_the_detail_page(editor_client, civitai):
-    from adapters import civitai_lookup
-    from tests.adapters.civitai_fixtures import fast_client
-
     adapter, _ = published(civitai, "edited words", trained_words=["their word"])
     Adapter.objects.filter(pk=adapter.pk).update(trigger_words=["mine"], sources={"trigger_words": "user"})
     civitai_lookup.lookup(Adapter.objects.get(pk=adapter.pk), fast_client(civitai))

@@ -50,6 +50,9 @@ def test_card_before_and_after_a_civitai_lookup(live_app, civitai_standin, page,
     section = page.locator(f"#adapter-{adapter.pk}-civitai")
     expect(section).to_contain_text("Inkwash Dreams")
     expect(section).to_contain_text("Illustrious")
+    large = page.locator("img.large-preview")
+    page.wait_for_function("(el) => el.complete && el.naturalWidth > 0", arg=large.element_handle(), timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "civitai-detail.png"), full_page=True)
 
     page.goto(f"{live_app}/library/?q=inkwash")
     card = page.locator(f"#adapter-{adapter.pk}-card")
