@@ -15,6 +15,7 @@ from adapters import civitai_lookup
 from adapters.civitai import Cancelled, CivitaiError, CivitaiUnreachable
 from adapters.models import Adapter, CivitaiRun
 from lora_manager import jobs, realtime
+from recommendations.embedding_runs import request_embedding_safely
 
 CIVITAI_GROUP = "civitai.{pk}"
 JOB = "adapters.tasks.civitai_job"
@@ -82,6 +83,8 @@ def _finish(run: CivitaiRun, status: str, message: str, reporter: CivitaiReporte
     run.status, run.message, run.finished_at, run.phase = status, message, timezone.now(), "done"
     run.save()
     reporter.notify()
+    if run.found:
+        request_embedding_safely("civitai")  # recommendations: trigger words, tags and descriptions changed
     return run
 
 

@@ -6,6 +6,7 @@ import os
 
 from django.db.models import Q
 
+from adapters.civitai_lookup import record_info
 from adapters.models import Adapter, AdapterFile, FileStatus
 
 
@@ -56,8 +57,6 @@ def adapter_info(adapter: Adapter) -> dict:
 
 
 def _civitai(adapter_id: int) -> dict:
-    from adapters.civitai_lookup import record_info
-
     info = record_info(adapter_id)
     return {"civitai_update": info["civitai_update"], "civitai_checked_at": info["civitai_checked_at"]}
 

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from adapters import identity, scanning, thumbnails
+from adapters import civitai_runs, identity, scanning, thumbnails
 from adapters.models import ScanRun
 from lora_manager import jobs, realtime
 from recommendations.embedding_runs import request_embedding_safely
@@ -91,8 +91,6 @@ def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, s
 
 def _civitai_after_scan() -> None:
     """LORA_MANAGER_CIVITAI_AUTO: queue a lookup of the adapters never checked; a failure never fails the scan."""
-    from adapters import civitai_runs
-
     try:
         civitai_runs.after_scan()
     except Exception as exc:  # noqa: BLE001 - the scan itself succeeded
