@@ -194,3 +194,17 @@ def test_civitai_settings_are_parsed_strictly_at_startup(tmp_path):
     bad = {**base, "LORA_MANAGER_CIVITAI_AUTO": "sometimes"}
     result = subprocess.run([sys.executable, "-c", code], env=bad, capture_output=True, text=True, cwd=root)
     assert result.returncode != 0 and "LORA_MANAGER_CIVITAI_AUTO='sometimes'" in result.stderr
+
+
+def test_sidecar_writes_are_off_by_default_and_strict():
+    name = "LORA_MANAGER_WRITE_SIDECARS"
+    assert env.env_sidecar_writes("WRITE_SIDECARS", {}) == ""
+    for off in ("", "off", "0", "false", "None", " no "):
+        assert env.env_sidecar_writes("WRITE_SIDECARS", {name: off}) == ""
+    assert env.env_sidecar_writes("WRITE_SIDECARS", {name: " A1111 "}) == "a1111"
+    with pytest.raises(ImproperlyConfigured, match=r"LORA_MANAGER_WRITE_SIDECARS='sdnext'.*use a1111, or off"):
+        env.env_sidecar_writes("WRITE_SIDECARS", {name: "sdnext"})
+
+
+def test_sidecar_writes_setting_is_off_unless_asked(settings):
+    assert settings.WRITE_SIDECARS == ""
