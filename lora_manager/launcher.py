@@ -215,32 +215,50 @@ def demo(port: int, sdnext_port: int, env: dict, data_dir: Path) -> int:
         env=env,
         start_new_session=True,  # stopped below, after the workers that may still be talking to it
     )
+    civitai_port = free_port()
+    civitai_url = f"http://127.0.0.1:{civitai_port}"
+    civitai = subprocess.Popen(  # the Civitai STAND-IN knows two of every three demo LoRAs by hash
+        [sys.executable, "-m", "tests.standins.civitai", "--port", str(civitai_port), "--lora-dir", str(lora_dir)],
+        env=env,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 15
         while not _answers(f"{url}/sdapi/v1/version"):
             if standin.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the SD.Next stand-in did not start")
             time.sleep(0.1)
+        while not _answers(f"{civitai_url}/api/v1/models/1", ok=(404,)):
+            if civitai.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the Civitai stand-in did not start")
+            time.sleep(0.1)
         print(
-            f"\nSD.Next STAND-IN (not a real SD.Next: no model, labelled images) at {url}, LoRAs from {lora_dir}\n",
+            f"\nSD.Next STAND-IN (not a real SD.Next: no model, labelled images) at {url}, LoRAs from {lora_dir}"
+            f"\nCivitai STAND-IN (not civitai.com) at {civitai_url}: use 'Look up on Civitai'\n",
             flush=True,
         )
         env["LORA_MANAGER_SDNEXT_URL"] = url
-        return serve(port, env, setup=[["scan_library", "--no-hash", str(lora_dir)]])
+        env["LORA_MANAGER_CIVITAI_URL"] = civitai_url
+        demo_folder = lora_dir == data_dir / "demo-loras"  # tiny: hash at once, so lookups by hash work
+        return serve(port, env, setup=[["scan_library", *([] if demo_folder else ["--no-hash"]), str(lora_dir)]])
     finally:
-        standin.terminate()
-        try:
-            standin.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            standin.kill()
+        for child in (standin, civitai):
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, ok: tuple[int, ...] = ()) -> bool:
+    import urllib.error
     import urllib.request
 
     try:
         with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own local stand-in
             return response.status == 200
+    except urllib.error.HTTPError as exc:
+        return exc.code in ok
     except OSError:
         return False
 
