@@ -104,6 +104,10 @@ UNRELATED = {
     "library/<int:pk>/section/": "catalog detail sections",
     "library/<int:pk>/toggle/": "catalog flags",
     "library/<int:pk>/trigger-words/": "catalog trigger words",
+    "library/<int:pk>/civitai/": "Civitai lookups of the catalog",
+    "library/civitai/": "Civitai lookup runs (catalog)",
+    "library/preferences/": "the caller's display preferences",
+    "library/problems/": "catalog problems",
     "recommendations/": "recommendations from the catalog and embeddings (no job text)",
     "generate/backend/": "SD.Next backend state",
     "generate/presets/": "presets are shared by design",
@@ -280,11 +284,13 @@ def test_the_owner_sees_it_on_the_same_paths(world):
 
 WS_ROUTES = {
     "ws/generation/jobs/": "the queue and recent results: initial render, then progress with a live preview",
+    "ws/generation/queue/": "the composer's queue: the same as ws/generation/jobs/",
     "ws/generation/jobs/<int:pk>/": "one job: refused",
     "ws/generation/sweeps/<int:pk>/": "one sweep: refused",
 }
 WS_UNRELATED = {
     "ws/activity/": "running / queued counts only",
+    "ws/civitai/<int:pk>/": "Civitai lookup run progress (catalog)",
     "ws/scans/<int:pk>/": "scan progress",
     "ws/archive/runs/<int:pk>/": "archive run progress (counts)",
     "ws/recommendations/embeddings/<int:pk>/": "embedding progress",
@@ -305,19 +311,21 @@ def test_no_websocket_shows_another_users_private_job(world, client):
             communicator = WebsocketCommunicator(application, path, headers=mallory_headers)
             connected, code = await communicator.connect()
             assert not connected and code == 4403, path
-        watcher = WebsocketCommunicator(application, "/ws/generation/jobs/", headers=mallory_headers)
-        owner_ws = WebsocketCommunicator(application, "/ws/generation/jobs/", headers=owner_headers)
-        assert (await watcher.connect())[0] and (await owner_ws.connect())[0]
-        initial = await watcher.receive_from(timeout=5)
-        assert 'id="generation-queue"' in initial and SECRET not in initial and "UFJJVkFURVBSRVZJRVc" not in initial
-        assert f"#{values['active']}" in initial  # the job is listed (its number), without prompt or preview
-        owner_initial = await owner_ws.receive_from(timeout=5)
-        assert SECRET in owner_initial and "UFJJVkFURVBSRVZJRVc" in owner_initial  # the control
-        snap = snapshot(values["active"], "running", "Inference", 3, 20, 0.15, 9.0, 1, 1, PREVIEW)
-        await get_channel_layer().group_send(JOBS_GROUP, {"type": "job.progress", "job": snap})
-        assert "UFJJVkFURVBSRVZJRVc" in await owner_ws.receive_from(timeout=5)
-        assert await watcher.receive_nothing(timeout=0.5)
-        await watcher.disconnect()
-        await owner_ws.disconnect()
+        for path in ("/ws/generation/jobs/", "/ws/generation/queue/"):
+            watcher = WebsocketCommunicator(application, path, headers=mallory_headers)
+            owner_ws = WebsocketCommunicator(application, path, headers=owner_headers)
+            assert (await watcher.connect())[0] and (await owner_ws.connect())[0]
+            initial = await watcher.receive_from(timeout=5)
+            assert 'id="generation-queue"' in initial, path
+            assert SECRET not in initial and "UFJJVkFURVBSRVZJRVc" not in initial, path
+            assert f"#{values['active']}" in initial  # the job is listed (its number), without prompt or preview
+            owner_initial = await owner_ws.receive_from(timeout=5)
+            assert SECRET in owner_initial and "UFJJVkFURVBSRVZJRVc" in owner_initial  # the control
+            snap = snapshot(values["active"], "running", "Inference", 3, 20, 0.15, 9.0, 1, 1, PREVIEW)
+            await get_channel_layer().group_send(JOBS_GROUP, {"type": "job.progress", "job": snap})
+            assert "UFJJVkFURVBSRVZJRVc" in await owner_ws.receive_from(timeout=5)
+            assert await watcher.receive_nothing(timeout=0.5), path
+            await watcher.disconnect()
+            await owner_ws.disconnect()
 
     asyncio.run(scenario())
