@@ -9,6 +9,7 @@ from datetime import timedelta
 import django_rq
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 from django.utils import timezone
 
 from lora_manager import system_status
@@ -43,24 +44,28 @@ def test_everything_up(standin, redis_conn, settings):
     assert "rescan" in status["schedule"] and "embeddings" in status
 
 
-def test_an_idle_sdnext_that_still_reports_its_last_progress_is_idle(standin, client, viewer, redis_conn):
+def test_an_idle_sdnext_that_still_reports_its_last_progress_is_idle(standin, client, viewer, admin_user, redis_conn):
     standin.engine.state.idle_progress = 1.0  # as real SD.Next does after a job (state.job is "")
     backend = system_status.backend_status("default")
     assert backend["busy"] is False and backend["progress"] == 1.0
-    client.force_login(viewer)
+    client.force_login(admin_user)  # the details are staff-only (issue 14)
     page = client.get("/status/").content.decode()
     assert "Busy" not in page and '<p class="backend-state">Idle</p>' in page
+    viewer_client = Client()
+    viewer_client.force_login(viewer)
+    assert ">busy<" not in viewer_client.get("/status/").content.decode()
     standin.engine.state.begin("txt2img", 1, 0, 20, 1)
     assert system_status.backend_status("default")["busy"] is True
     assert "Busy: txt2img" in client.get("/status/").content.decode()
+    assert ">busy<" in viewer_client.get("/status/").content.decode()  # the state, without the job
     standin.engine.state.end()
 
 
-def test_schedule_dates_read_as_human_dates(standin, client, viewer, redis_conn):
+def test_schedule_dates_read_as_human_dates(standin, client, admin_user, redis_conn):
     from adapters.models import ScanRun
 
     ScanRun.objects.create(status="succeeded", finished_at=timezone.now() - timedelta(minutes=5))
-    client.force_login(viewer)
+    client.force_login(admin_user)  # the schedule is a staff detail (issue 14)
     page = client.get("/status/").content.decode()
     rescan = page[page.index('id="status-rescan"') :].split("</p>", 1)[0]
     shown = re.sub(r"<[^>]+>", "", rescan)

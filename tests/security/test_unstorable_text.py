@@ -90,10 +90,11 @@ def test_defect2_the_api_refuses_unencodable_text(editor, viewer_client, field, 
         "/api/v1/adapters?q=a%00b",
     ],
 )
-def test_nul_in_a_query_string_is_a_clear_400(admin_user, client, url):
+def test_nul_in_a_query_string_is_replaced(admin_user, client, url):
+    """Run on PostgreSQL (CI), the first URL answered 500 before the query-string gate."""
     client.force_login(admin_user)
     response = client.get(url)
-    assert response.status_code == 400 and b"NUL" in response.content
+    assert response.status_code == 200, url
 
 
 def test_the_admin_refuses_it_in_json_fields(admin_user, client):
