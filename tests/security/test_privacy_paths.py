@@ -71,6 +71,7 @@ ROUTES: dict[str, list[tuple[str, str, dict | None]]] = {
     "generate/recipes/<int:pk>/delete/": [("post", "/generate/recipes/{recipe}/delete/", {})],
     "generate/recipes/<int:pk>/generate/": [("post", "/generate/recipes/{recipe}/generate/", {})],
     "generate/recipes/<int:pk>/rematch/": [("post", "/generate/recipes/{recipe}/rematch/", {})],
+    "generate/recipes/from-civitai/<int:adapter_id>/": [("post", "/generate/recipes/from-civitai/{adapter}/", {})],
     "api/v1/recipes/<int:recipe_id>": [("api-get", "/api/v1/recipes/{recipe}", None)],
     "generate/adapters/<int:pk>/results/": [("get", "/generate/adapters/{adapter}/results/", None)],
     "generate/sweeps/<int:pk>/": [("get", "/generate/sweeps/{sweep}/", None)],
