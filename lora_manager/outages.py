@@ -36,7 +36,7 @@ class RedisUnavailable(Exception):
 
 
 def is_redis_outage(exc: BaseException) -> bool:
-    return isinstance(exc, RedisUnavailable | REDIS_ERRORS)
+    return isinstance(exc, (RedisUnavailable, *REDIS_ERRORS))
 
 
 def require_redis(connection: redis.Redis) -> None:
