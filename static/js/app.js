@@ -11,7 +11,10 @@ document.addEventListener("keydown", (event) => {
 document.addEventListener("htmx:wsOpen", (event) => {
   const root = event.detail.elt;
   root.querySelectorAll("[data-refresh-url]").forEach((el) => {
-    htmx.ajax("GET", el.dataset.refreshUrl, { target: el, swap: "outerHTML" });
+    if (!el.dataset.refreshUrl || !el.id) return;
+    // Only the element itself out of the answer: a status view may answer with the whole panel, and a
+    // panel swapped into its own content would open a second websocket.
+    htmx.ajax("GET", el.dataset.refreshUrl, { target: el, swap: "outerHTML", select: "#" + el.id });
   });
 });
 
