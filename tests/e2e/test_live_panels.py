@@ -1,6 +1,8 @@
 """A run's progress panel keeps one websocket while the run is active (updates never re-create it) and
 lets it go for good once the run has finished."""
 
+import threading
+
 import pytest
 from playwright.sync_api import expect
 
@@ -12,15 +14,19 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def announce(run: ScanRun) -> None:
-    """Tell the pages watching ``run`` that its row changed, as the scan job's reporter does."""
+    """Tell the pages watching ``run`` that its row changed, as the scan job's reporter does (from another
+    thread: Playwright's sync API keeps an event loop running in this one)."""
     try:  # the tracked-run machinery (one notify for every kind of run)
         from lora_manager.realtime import notify_run
     except ImportError:  # before it: the scan's own reporter
         from adapters.scan_runs import ScanReporter
 
-        ScanReporter(run).notify()
-    else:
-        notify_run(run)
+        def notify_run(run: ScanRun) -> None:
+            ScanReporter(run).notify()
+
+    sender = threading.Thread(target=notify_run, args=(run,))
+    sender.start()
+    sender.join(10)
 
 
 def test_a_scan_panel_keeps_one_websocket_and_never_reconnects_to_a_finished_run(live_app, page, redis_conn):
