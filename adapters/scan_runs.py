@@ -6,6 +6,7 @@ every scan leaves the same record (counts, issues, timings) whoever started it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -13,11 +14,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from adapters import identity, scanning, thumbnails
-from adapters.models import ScanRun
+from adapters import civitai_runs, identity, scanning, thumbnails
+from adapters.models import AdapterFile, ScanRun
 from lora_manager import jobs, realtime
 from recommendations.embedding_runs import request_embedding_safely
 
+log = logging.getLogger(__name__)
 SCAN_GROUP = "scan.{pk}"
 SETTLE_SECONDS = 5.0
 
@@ -43,6 +45,17 @@ def start_scan(user=None, roots: list[str] | None = None, hash_files: bool = Tru
 
         jobs.enqueue("default", scan_job, run.pk, job_id=run.rq_job_id)
     return run
+
+
+def start_first_scan() -> ScanRun | None:
+    """A new install with library folders configured (``LORA_MANAGER_LIBRARY_DIRS``) scans them as soon as
+    the worker starts, instead of showing an empty library until a click or the hourly rescan. A catalog
+    that has files, or a library that was scanned successfully before, is left alone."""
+    if not settings.LIBRARY_DIRS or AdapterFile.objects.exists():
+        return None
+    if ScanRun.objects.filter(status=ScanRun.Status.SUCCEEDED).exists():
+        return None
+    return start_scan()
 
 
 def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, settle_wait: bool = False) -> ScanRun:
@@ -83,7 +96,16 @@ def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, s
     run.save()
     reporter.notify()
     request_embedding_safely("scan")  # recommendations: embed what the scan changed
+    _civitai_after_scan()
     return run
+
+
+def _civitai_after_scan() -> None:
+    """LORA_MANAGER_CIVITAI_AUTO: queue a lookup of the adapters never checked; a failure never fails the scan."""
+    try:
+        civitai_runs.after_scan()
+    except Exception as exc:  # noqa: BLE001 - the scan itself succeeded
+        log.warning("could not start the Civitai lookup after the scan: %s", exc)
 
 
 def reconcile_stale_runs() -> int:

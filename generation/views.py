@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from adapters.models import Adapter
-from generation import backends, composer, deliveries, forms, lora_names, pages, submitting
+from generation import backends, composer, deliveries, forms, lora_names, pages, recipes, submitting
 from generation.models import DeliveryTarget, GenerationJob, Preset
 from generation.sdnext import SDNextError
 
@@ -31,6 +31,13 @@ def _initial(request: HttpRequest) -> tuple[composer.Composition, list[str]]:
         else:
             composition = composer.Composition.from_dict(job.composition)
             notes.append(f"Loaded from job #{job.pk}.")
+    elif (recipe_id := request.GET.get("recipe", "")).isdigit():
+        recipe = recipes.visible(request.user).filter(pk=int(recipe_id)).first()
+        if recipe is None:
+            notes.append(f"Recipe #{recipe_id} no longer exists.")
+        else:
+            composition, recipe_notes = recipes.composition_for(recipe, backends.server_info(composition.backend))
+            notes += [f"Loaded from recipe “{recipe}”.", *recipe_notes]
     elif (preset_id := request.GET.get("preset", "")).isdigit():
         preset = Preset.objects.filter(pk=int(preset_id)).first()
         if preset is None:
@@ -147,7 +154,8 @@ def lora_row(request: HttpRequest) -> HttpResponse:
     if adapter is None:
         return HttpResponse("Choose a LoRA from the list.", status=400)
     response = render(request, "generation/_lora_row.html", {"row": pages.lora_row(adapter, pages.choice_for(adapter))})
-    response["HX-Trigger"] = "composer-changed"
+    # After the swap: the preview re-reads the form, which must already hold the new row (item 3).
+    response["HX-Trigger-After-Swap"] = "composer-changed"
     return response
 
 
@@ -162,7 +170,7 @@ def backend_status(request: HttpRequest) -> HttpResponse:
     info = backends.server_info(name, refresh=request.GET.get("refresh") == "1")
     _ensure_lora_list(name, info)
     response = render(request, "generation/_backend.html", pages.backend_context(name, info, composition))
-    response["HX-Trigger"] = "composer-changed"
+    response["HX-Trigger-After-Swap"] = "composer-changed"
     return response
 
 
@@ -184,7 +192,7 @@ def refresh_loras(request: HttpRequest) -> HttpResponse:
     )
     info = backends.server_info(name)
     response = render(request, "generation/_backend.html", pages.backend_context(name, info, composition, message))
-    response["HX-Trigger"] = "composer-changed"
+    response["HX-Trigger-After-Swap"] = "composer-changed"
     return response
 
 

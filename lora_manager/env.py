@@ -69,6 +69,25 @@ def env_int(
     return number
 
 
+SIDECAR_FORMATS = ("a1111",)
+_OFF = {"", "0", "off", "false", "no", "none"}
+
+
+def env_sidecar_writes(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """Which sidecar format edits are written back to: "" (off, the default) or "a1111" (<stem>.json)."""
+    value = raw(name, environ)
+    if value is None or value.strip().lower() in _OFF:
+        return ""
+    lowered = value.strip().lower()
+    if lowered in SIDECAR_FORMATS:
+        return lowered
+    raise ImproperlyConfigured(
+        f"{PREFIX}{name}={value!r} is not a sidecar format this app writes: use "
+        + " or ".join(SIDECAR_FORMATS)
+        + ", or off."
+    )
+
+
 def env_list(name: str, default: list[str], environ: Mapping[str, str] | None = None, sep: str = ",") -> list[str]:
     value = raw(name, environ)
     if value is None:
@@ -111,6 +130,37 @@ def env_url(
             + "."
         )
     return value
+
+
+_OFF = {"", "off", "none", "false", "0", "no"}
+
+
+def env_url_or_off(name: str, default: str, schemes: tuple[str, ...], environ: Mapping[str, str] | None = None) -> str:
+    """A URL that can also be switched off: unset gives ``default``; empty, "off", "false", "0" give "" (off)."""
+    value = raw(name, environ)
+    if value is None:
+        return default
+    if value.strip().lower() in _OFF:
+        return ""
+    return env_url(name, default, schemes, environ)
+
+
+def env_float(
+    name: str, default: float, environ: Mapping[str, str] | None = None, minimum: float = 0.0, maximum: float = 3600.0
+) -> float:
+    """A number of seconds and the like: decimal point allowed, bounds checked, no nan/inf."""
+    value = raw(name, environ)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{PREFIX}{name}={value!r} is not a number (e.g. 1.5).") from None
+    if not (minimum <= number <= maximum):  # also refuses nan
+        raise ImproperlyConfigured(
+            f"{PREFIX}{name}={value.strip()} is out of range: use a number from {minimum:g} to {maximum:g}."
+        )
+    return number
 
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
