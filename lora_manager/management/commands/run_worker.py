@@ -1,3 +1,4 @@
+import django_rq
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
@@ -9,6 +10,7 @@ from archive.runs import reconcile_stale_runs as reconcile_archive_runs
 from archive.tasks import schedule_periodic_backup, schedule_periodic_upload_cleanup
 from generation.reconciling import reconcile_stale_jobs
 from generation.tasks import schedule_periodic_retention
+from lora_manager import installation
 from recommendations.embedding_runs import reconcile_stale_runs as reconcile_embedding_runs
 
 GENERATION_PREFIX = "generation-"
@@ -35,6 +37,10 @@ class Command(BaseCommand):
         unknown = [name for name in queues if name not in settings.RQ_QUEUES]
         if unknown:
             raise CommandError(f"unknown queue(s) {', '.join(unknown)}; configured: {', '.join(settings.RQ_QUEUES)}")
+        try:
+            installation.claim(django_rq.get_connection("default"))
+        except installation.InstallationConflict as exc:
+            raise CommandError(str(exc)) from exc
         fixed = reconcile_stale_runs()
         if fixed:
             self.stdout.write(f"marked {fixed} scan(s) left running by a stopped worker as failed")
@@ -50,4 +56,5 @@ class Command(BaseCommand):
         reconcile_archive_runs()  # exports/imports a killed worker left running
         schedule_periodic_backup()
         schedule_periodic_upload_cleanup()  # abandoned archive uploads (archive.uploads.remove_abandoned)
-        call_command("rqworker", *queues, with_scheduler=True)
+        # Children (work-horse, scheduler) die with the worker, even on kill -9: see lora_manager/worker.py.
+        call_command("rqworker", *queues, with_scheduler=True, worker_class="lora_manager.worker.SupervisedWorker")
