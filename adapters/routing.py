@@ -1,7 +1,16 @@
 from django.urls import path
 
-from adapters.consumers import ScanProgressConsumer
+from adapters.models import ScanRun
+from lora_manager.consumers import RunProgressConsumer
 
 websocket_urlpatterns = [
-    path("ws/scans/<int:pk>/", ScanProgressConsumer.as_asgi()),
+    path(
+        "ws/scans/<int:pk>/",
+        RunProgressConsumer.as_asgi(
+            model=ScanRun,
+            template="adapters/_scan_progress.html",
+            context_name="scan",
+            permission="adapters.view_adapter",
+        ),
+    ),
 ]

@@ -12,8 +12,9 @@ from django.db import transaction
 from lora_manager import activity
 
 
-def enqueue(queue_name: str, func: Callable, *args: Any, job_id: str | None = None, **kwargs: Any) -> None:
-    """Enqueue on commit, so the worker always finds the row the job is about."""
+def enqueue(queue_name: str, func: str, *args: Any, job_id: str | None = None, **kwargs: Any) -> None:
+    """Enqueue on commit, so the worker always finds the row the job is about. ``func`` is a dotted
+    path (``"generation.tasks.generate"``): domain modules name their jobs without importing tasks.py."""
 
     def _send() -> None:
         queue = django_rq.get_queue(queue_name)

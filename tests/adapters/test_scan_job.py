@@ -7,6 +7,7 @@ from channels.testing import WebsocketCommunicator
 
 from adapters import scan_runs
 from adapters.models import Adapter, ScanRun
+from lora_manager import periodic, runs
 from lora_manager.asgi import application
 from tests.adapters.conftest import lora
 from tests.lora_manager.test_realtime import receive_until, session_headers
@@ -51,23 +52,27 @@ def test_scan_progress_reaches_the_page_through_redis(client, editor, library, r
 
 
 @pytest.mark.django_db
-def test_stale_running_scan_is_reconciled(redis_conn):
+def test_stale_running_scan_is_reconciled_and_the_next_scan_starts(redis_conn, editor_client):
     run = ScanRun.objects.create(status=ScanRun.Status.RUNNING, rq_job_id="scan-gone")
-    assert scan_runs.reconcile_stale_runs() == 1
+    assert runs.reconcile(ScanRun) == 1
     run.refresh_from_db()
-    assert run.status == ScanRun.Status.FAILED and "worker stopped" in run.message
+    assert run.status == ScanRun.Status.FAILED and "worker stopped" in run.message and "start a new scan" in run.message
+    stuck = ScanRun.objects.create(status=ScanRun.Status.RUNNING, rq_job_id="scan-gone-too")
+    editor_client.post("/library/scans/")  # the button settles the dead scan instead of returning it
+    stuck.refresh_from_db()
+    assert stuck.status == ScanRun.Status.FAILED
+    assert ScanRun.objects.filter(status=ScanRun.Status.QUEUED).exclude(pk__in=[run.pk, stuck.pk]).count() == 1
 
 
 @pytest.mark.django_db
 def test_periodic_rescan_is_scheduled_once(redis_conn, settings):
-    from adapters.tasks import schedule_periodic_rescan
-
+    rescan = periodic.find("rescan")
     settings.RESCAN_INTERVAL_MINUTES = 30
-    assert schedule_periodic_rescan() is True
-    assert schedule_periodic_rescan() is False
+    assert periodic.schedule(rescan) is True
+    assert periodic.schedule(rescan) is False
     settings.RESCAN_INTERVAL_MINUTES = 0
     redis_conn.flushdb()
-    assert schedule_periodic_rescan() is False
+    assert periodic.schedule(rescan) is False
 
 
 @pytest.mark.django_db

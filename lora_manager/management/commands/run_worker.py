@@ -2,13 +2,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from adapters.scan_runs import reconcile_stale_runs
-from adapters.tasks import schedule_periodic_rescan
-from archive.runs import reconcile_stale_runs as reconcile_archive_runs
-from archive.tasks import schedule_periodic_backup
-from generation.reconciling import reconcile_stale_jobs
-from generation.tasks import schedule_periodic_retention
-from recommendations.embedding_runs import reconcile_stale_runs as reconcile_embedding_runs
+from lora_manager import periodic, runs
 
 GENERATION_PREFIX = "generation-"
 
@@ -16,7 +10,7 @@ GENERATION_PREFIX = "generation-"
 class Command(BaseCommand):
     help = (
         "Start an RQ worker (with scheduler) on the given queues (default: every configured queue) after "
-        "settling rows a killed worker left running."
+        "settling rows a killed worker left running and scheduling the periodic jobs the apps declare."
     )
 
     def add_arguments(self, parser):
@@ -34,15 +28,15 @@ class Command(BaseCommand):
         unknown = [name for name in queues if name not in settings.RQ_QUEUES]
         if unknown:
             raise CommandError(f"unknown queue(s) {', '.join(unknown)}; configured: {', '.join(settings.RQ_QUEUES)}")
-        fixed = reconcile_stale_runs()
+        fixed = runs.reconcile_all()  # every reconciler the apps declared (AppConfig.ready)
         if fixed:
-            self.stdout.write(f"marked {fixed} scan(s) left running by a stopped worker as failed")
-        fixed = reconcile_stale_jobs()
-        if fixed:
-            self.stdout.write(f"marked {fixed} generation(s) left queued or running by a stopped worker as failed")
-        reconcile_embedding_runs()  # embedding runs a killed worker left running
-        schedule_periodic_rescan()
-        schedule_periodic_retention()
-        reconcile_archive_runs()  # exports/imports a killed worker left running
-        schedule_periodic_backup()
-        call_command("rqworker", *queues, with_scheduler=True)
+            self.stdout.write(f"marked {fixed} run(s) or generation(s) whose worker stopped as failed")
+        for name in periodic.schedule_all():  # every periodic job the apps declared, the janitor among them
+            self.stdout.write(f"scheduled the periodic job '{name}'")
+        call_command(
+            "rqworker",
+            *queues,
+            with_scheduler=True,
+            worker_class="lora_manager.workers.Worker",
+            worker_ttl=settings.WORKER_TTL,
+        )
