@@ -13,4 +13,6 @@ class LoraManagerConfig(AppConfig):
 
         post_migrate.connect(ensure_roles_after_migrate, dispatch_uid="lora_manager.ensure_roles")
         # The janitor: fails runs and generations whose RQ job died (lora_manager.runs).
-        self.periodic_jobs = (Periodic("janitor", "lora_manager.runs.janitor", lambda: settings.JANITOR_SECONDS),)
+        self.periodic_jobs = (
+            Periodic("janitor", "lora_manager.runs.janitor", lambda: settings.JANITOR_SECONDS, at_front=True),
+        )

@@ -31,6 +31,7 @@ class Periodic:
     func: str
     seconds: Callable[[], float]
     queue: str = "default"
+    at_front: bool = False  # jump the queue when due (the janitor: never behind a long scan that waits)
 
     @property
     def job_prefix(self) -> str:
@@ -64,6 +65,7 @@ def schedule(job: Periodic) -> bool:
         "lora_manager.periodic.run",
         job.name,
         job_id=f"{job.job_prefix}{time.time_ns()}",
+        at_front=job.at_front,
         result_ttl=600,
         failure_ttl=24 * 3600,
     )
