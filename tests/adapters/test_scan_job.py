@@ -1,6 +1,10 @@
 """The scan as a background job: row, real RQ worker, progress pushed to a websocket client."""
 
 import asyncio
+import io
+import socket
+import subprocess
+import sys
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -90,3 +94,23 @@ def test_files_still_being_written_are_hashed_by_a_follow_up_job(
     assert ScanRun.objects.get().postponed == 1
     scheduled = django_rq.get_queue("default").scheduled_job_registry.get_job_ids()
     assert len(scheduled) == 1
+
+
+@pytest.mark.django_db
+def test_a_scan_run_by_a_command_is_settled_only_once_its_process_is_gone(library, redis_conn):
+    from django.core.management import call_command
+
+    from lora_manager import workers
+
+    lora(library, "a.safetensors")
+    call_command("scan_library", "--no-hash", stdout=io.StringIO(), stderr=io.StringIO())
+    assert ScanRun.objects.get().rq_job_id == workers.local_job_id()  # the janitor can ask about this process
+    ScanRun.objects.all().delete()
+    here = ScanRun.objects.create(status=ScanRun.Status.RUNNING, rq_job_id=workers.local_job_id())
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = ScanRun.objects.create(
+        status=ScanRun.Status.RUNNING, rq_job_id=f"local:{socket.gethostname()}:{gone.stdout.strip()}"
+    )
+    assert runs.reconcile(ScanRun) == 1
+    here.refresh_from_db(), dead.refresh_from_db()
+    assert here.status == ScanRun.Status.RUNNING and dead.status == ScanRun.Status.FAILED
