@@ -2,9 +2,9 @@
 
 A worker's key in Redis outlives a SIGKILL by minutes (RQ lets it expire ``worker_ttl + 60`` s after
 the last heartbeat), so "listed by RQ" is not "alive": a worker counts as alive while its last
-heartbeat is younger than ``WORKER_TTL`` (+ a grace for a loaded machine) and, when it runs on this
-machine, while its process exists. ``run_worker`` starts workers of the class below, which
-heartbeat often enough for that rule and turn a killed work-horse into a failed row at once.
+heartbeat is within the interval it promised (+ a grace for a loaded machine) and, when it runs on
+this machine, while its process exists. ``run_worker`` starts workers of the class below, which
+promise a heartbeat every ``WORKER_TTL`` s at most and turn a killed work-horse into a failed row at once.
 """
 
 from __future__ import annotations
@@ -68,11 +68,20 @@ class Worker(RQWorker):
             connections.close_all()
 
 
-def heartbeat_is_fresh(last_heartbeat, now=None) -> bool:
-    if last_heartbeat is None:
+def heartbeat_is_fresh(worker: RQWorker, now=None) -> bool:
+    """Did the worker send a heartbeat within the interval it promised (+ a grace)?
+
+    With every heartbeat RQ sets the expiry of the worker's key to the promised interval + 60 s
+    (idle: ``worker_ttl``; a forking worker running a job: its monitoring interval; a SimpleWorker
+    running a job: the job's timeout), so expiry + age since the heartbeat - 60 is that promise."""
+    if worker.last_heartbeat is None or worker.connection.hexists(worker.key, "death"):
         return False
-    now = now or timezone.now()
-    return (now - last_heartbeat).total_seconds() <= settings.WORKER_TTL + HEARTBEAT_GRACE_SECONDS
+    age = ((now or timezone.now()) - worker.last_heartbeat).total_seconds()
+    expires_in = worker.connection.ttl(worker.key)
+    if expires_in == -2:  # the key is gone: RQ itself gave up on this worker
+        return False
+    promised = expires_in + age - 60 if expires_in >= 0 else settings.WORKER_TTL
+    return age <= max(promised, 1) + HEARTBEAT_GRACE_SECONDS
 
 
 def process_exists(hostname: str | None, pid: int | None) -> bool:
@@ -89,7 +98,7 @@ def process_exists(hostname: str | None, pid: int | None) -> bool:
 
 
 def is_alive(worker: RQWorker) -> bool:
-    return heartbeat_is_fresh(worker.last_heartbeat) and process_exists(worker.hostname, worker.pid)
+    return heartbeat_is_fresh(worker) and process_exists(worker.hostname, worker.pid)
 
 
 def worker_alive(name: str | None, connection: Redis) -> bool:
