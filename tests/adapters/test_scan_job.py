@@ -114,3 +114,20 @@ def test_a_scan_run_by_a_command_is_settled_only_once_its_process_is_gone(librar
     assert runs.reconcile(ScanRun) == 1
     here.refresh_from_db(), dead.refresh_from_db()
     assert here.status == ScanRun.Status.RUNNING and dead.status == ScanRun.Status.FAILED
+
+
+@pytest.mark.django_db
+def test_a_job_rq_cannot_even_start_fails_its_scan_through_rqs_failure_callback(
+    library, run_worker, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(ScanRun, "job_path", "adapters.tasks.no_such_job")  # say, a worker of an older version
+    with django_capture_on_commit_callbacks(execute=True):
+        run = scan_runs.start_scan()
+    run_worker("default")
+    run.refresh_from_db()
+    assert run.status == ScanRun.Status.FAILED
+    assert run.message.startswith("The worker could not run this scan (") and "no_such_job" in run.message
+    ScanRun.objects.filter(pk=run.pk).update(status=ScanRun.Status.RUNNING)  # as if the callback had not run
+    assert runs.reconcile(ScanRun) == 1  # the janitor reads the same from RQ's failed registry
+    run.refresh_from_db()
+    assert run.status == ScanRun.Status.FAILED and "no_such_job" in run.message

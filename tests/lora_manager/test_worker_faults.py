@@ -41,7 +41,7 @@ def kill_horse_mid_run(worker: HeldWorker, model, run) -> None:
     os.kill(horse, signal.SIGKILL)
 
 
-def test_a_work_horse_killed_mid_scan_fails_the_scan_and_the_next_scan_runs(start_worker, tmp_path):
+def test_a_work_horse_killed_mid_scan_fails_the_scan_and_the_next_scan_runs(start_worker, tmp_path, editor_client):
     root = tmp_path / "Lora"
     for i in range(3):
         lora(root, f"m{i}.safetensors", seed=i)
@@ -52,6 +52,8 @@ def test_a_work_horse_killed_mid_scan_fails_the_scan_and_the_next_scan_runs(star
     failed = wait_for("the scan to fail", lambda: row(ScanRun, first.pk).status == "failed" and row(ScanRun, first.pk))
     assert "was killed (SIGKILL" in failed.message and "start a new scan" in failed.message, failed.message
     assert worker.process.poll() is None  # the worker itself lives on
+    page = editor_client.get(f"/library/scans/{first.pk}/").content.decode()
+    assert "Failed" in page and "was killed (SIGKILL" in page  # what the person watching sees
 
     worker.release()
     second = scan_runs.start_scan()  # not the dead one: a new scan starts at once
