@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('adapters', '0005_network_type_labels'),
+        ('adapters', '0006_sidecar_written'),
     ]
 
     operations = [
