@@ -51,8 +51,7 @@ def start_worker(redis_conn, tmp_path):
     Redis; they and their work-horses are stopped at the end. Needs ``django_db(transaction=True)``."""
     from django.conf import settings
 
-    from tests.e2e.conftest import database_url
-    from tests.standins.held_worker import HeldWorker
+    from tests.standins.held_worker import HeldWorker, database_url
 
     started: list[HeldWorker] = []
 

@@ -19,8 +19,22 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def database_url() -> str:
+    """The test database as a URL, for subprocesses that must share it (it must be file-backed)."""
+    from django.db import connection
+
+    config = connection.settings_dict
+    if config["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{config['NAME']}"
+    auth = quote(config["USER"] or "")
+    if config.get("PASSWORD"):
+        auth += ":" + quote(config["PASSWORD"])
+    return f"postgres://{auth}@{config['HOST'] or 'localhost'}:{config['PORT'] or 5432}/{config['NAME']}"
 
 
 def _install_hooks(hold_dir: Path) -> None:
