@@ -6,11 +6,24 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import Count, Q
+from django.db.models.functions import Lower
 from django.shortcuts import render
+from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
+from django.utils.text import Truncator
 
-from adapters import bulk_edit, scan_runs
-from adapters.models import Adapter, AdapterFile, BaseModel, LibraryRoot, ScanRun, Tag
+from adapters import bulk_edit, civitai_runs, display, scan_runs
+from adapters.models import (
+    Adapter,
+    AdapterFile,
+    BaseModel,
+    CivitaiImage,
+    CivitaiRecord,
+    CivitaiRun,
+    LibraryRoot,
+    ScanRun,
+    Tag,
+)
 from archive.admin import export_selected, has_export_permission
 
 
@@ -77,18 +90,18 @@ class AdapterFileInline(admin.TabularInline):
 class AdapterAdmin(admin.ModelAdmin):
     list_display = (
         "thumbnail",
-        "name",
-        "base_model",
+        "display_name",
+        "base_label",
         "network_type",
         "rank",
         "active",
         "favorite",
         "tag_list",
-        "size",
+        "human_size",
         "status",
-        "updated_at",
     )
-    list_display_links = ("name",)
+    list_display_links = ("display_name",)
+    ordering = (Lower("name"), "id")
     list_filter = ("base_model", "network_type", "active", "favorite", "status", TagFilter, RootFilter)
     search_fields = (
         "name",
@@ -124,6 +137,7 @@ class AdapterAdmin(admin.ModelAdmin):
         "mark_favorite",
         "rescan",
         "rehash",
+        "lookup_on_civitai",
         "remove_from_catalog",
         export_selected,
     ]
@@ -144,7 +158,26 @@ class AdapterAdmin(admin.ModelAdmin):
 
     @admin.display(description="Tags")
     def tag_list(self, obj: Adapter) -> str:
-        return ", ".join(t.name for t in obj.tags.all())
+        return Truncator(", ".join(t.name for t in obj.tags.all())).chars(60)
+
+    @admin.display(description="Name", ordering=Lower("name"))
+    def display_name(self, obj: Adapter) -> str:
+        return obj.name
+
+    @admin.display(description="Base model", ordering="base_model")
+    def base_label(self, obj: Adapter) -> str:
+        return display.base_model_label(obj.base_model)
+
+    @admin.display(description="Size", ordering="size")
+    def human_size(self, obj: Adapter) -> str:
+        return filesizeformat(obj.size)
+
+    def get_actions(self, request):
+        """Only "Remove from the catalog" removes (it can be undone and says what happens to the files);
+        Django's own "Delete selected" would do the same without either."""
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
     @staticmethod
     def _ids(queryset) -> list[int]:
@@ -213,6 +246,21 @@ class AdapterAdmin(admin.ModelAdmin):
         run = scan_runs.start_scan(user=request.user)
         self.message_user(request, f"{count} file(s) will be re-hashed by scan #{run.pk}.", messages.SUCCESS)
 
+    @admin.action(description="Look up selected on Civitai (by hash)", permissions=["change"])
+    def lookup_on_civitai(self, request, queryset):
+        ids = self._ids(queryset)
+        try:
+            run = civitai_runs.start_run(CivitaiRun.Mode.SELECTED, ids, user=request.user)
+        except ValueError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        if run.adapter_ids != ids:
+            self.message_user(
+                request, f"Civitai lookup #{run.pk} is already running; try again later.", messages.WARNING
+            )
+            return
+        self.message_user(request, f"Civitai lookup #{run.pk} queued for {len(ids)} adapter(s).", messages.SUCCESS)
+
     @admin.action(description="Remove selected from the catalog (files stay on disk)", permissions=["delete"])
     def remove_from_catalog(self, request, queryset):
         self._done(request, bulk_edit.remove_from_catalog(self._ids(queryset), by=request.user), "removed")
@@ -268,3 +316,34 @@ class ScanRunAdmin(admin.ModelAdmin):
     list_display = ("pk", "status", "created_at", "found", "added", "updated", "relinked", "missing", "errors")
     list_filter = ("status",)
     readonly_fields = [f.name for f in ScanRun._meta.fields]
+
+
+@admin.register(CivitaiRun)
+class CivitaiRunAdmin(admin.ModelAdmin):
+    list_display = ("pk", "status", "mode", "created_at", "total", "found", "not_found", "updates", "failed")
+    list_filter = ("status", "mode")
+    readonly_fields = [f.name for f in CivitaiRun._meta.fields]
+    actions = ["cancel"]
+
+    @admin.action(description="Cancel selected lookups", permissions=["change"])
+    def cancel(self, request, queryset):
+        for run in queryset:
+            civitai_runs.request_cancel(run)
+        self.message_user(request, "Cancel requested.", messages.SUCCESS)
+
+
+class CivitaiImageInline(admin.TabularInline):
+    model = CivitaiImage
+    fk_name = "adapter"
+    extra = 0
+    can_delete = False
+    fields = ("position", "url", "kind", "nsfw_level", "meta")
+    readonly_fields = fields
+
+
+@admin.register(CivitaiRecord)
+class CivitaiRecordAdmin(admin.ModelAdmin):
+    list_display = ("adapter", "found", "model_name", "version_name", "base_model", "update_version_name", "checked_at")
+    list_filter = ("found",)
+    search_fields = ("adapter__name", "model_name")
+    readonly_fields = [f.name for f in CivitaiRecord._meta.fields]

@@ -28,6 +28,7 @@ from adapters import derived
 CUBE_DIMS = ("base", "type", "active", "favorite", "status")
 COLUMNS = ("base_model", "network_type", "active", "favorite", "status", "has_issues")
 TAG_FACET_LIMIT = 30
+UPDATES_SQL = "FROM adapters_civitairecord WHERE update_version_id IS NOT NULL"  # "update available"
 _SELECT_COMBO = ", ".join(f"a.{c}" for c in COLUMNS)
 
 Combo = tuple  # (base_model, network_type, active, favorite, status, has_issues)
@@ -47,6 +48,10 @@ class Columns:
     root_idx: np.ndarray  # index into ``root_ids``
     root_ids: np.ndarray
     duplicate: np.ndarray  # per adapter: bool
+    update: np.ndarray  # per adapter: bool, a newer version is on Civitai
+    folder_pos: np.ndarray  # per file: position of its adapter in ``ids``
+    folder_idx: np.ndarray  # per file: index into ``folders``
+    folders: list[tuple[int, str]]  # (root id, folder relative to the root, "" for the root itself)
     orders: dict[str, np.ndarray] = field(default_factory=dict)  # sort -> positions in that order (lazy)
 
     def order(self, sort: str, order_by: str) -> np.ndarray:
@@ -71,6 +76,8 @@ class Counts:
     tags: Counter  # tag id -> count
     roots: Counter  # root id -> count
     duplicates: int
+    updates: int = 0  # with a newer version on Civitai
+    folders: Counter = field(default_factory=Counter)  # (root id, relative folder) -> adapters directly in it
     columns: Columns | None = field(default=None, repr=False)  # what the counts were made from
     positions: np.ndarray | None = field(default=None, repr=False)  # of the matches in ``columns``; None: all
 
@@ -167,7 +174,48 @@ def _load_columns() -> Columns:
     duplicate = np.zeros(len(ids), dtype=bool)
     pos = _positions(ids, _id_list(_rows(f"SELECT {_concat('adapter_id')} FROM adapters_duplicate")[0][0]))
     duplicate[pos[pos >= 0]] = True
-    return Columns(ids, combo, combos, link_pos, link_tag, tag_ids, root_pos, root_idx, root_ids, duplicate)
+    update = np.zeros(len(ids), dtype=bool)
+    pos = _positions(ids, _id_list(_rows(f"SELECT {_concat('adapter_id')} {UPDATES_SQL}")[0][0]))
+    update[pos[pos >= 0]] = True
+    folder_pos, folder_idx, folders = _folder_columns(ids)
+    return Columns(
+        ids, combo, combos, link_pos, link_tag, tag_ids, root_pos, root_idx, root_ids, duplicate,
+        update, folder_pos, folder_idx, folders,
+    )  # fmt: skip
+
+
+def _folder_columns(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
+    """Each file's folder (relative to its root), from the stored paths: no filesystem walk, one narrow read."""
+    roots = dict(_rows("SELECT id, path FROM adapters_libraryroot"))
+    index: dict[tuple[int, str], int] = {}
+    adapter_ids, folder_of = [], []
+    for adapter_id, root_id, path in _rows("SELECT adapter_id, root_id, path FROM adapters_adapterfile"):
+        folder = folder_of_path(roots.get(root_id, ""), path)
+        adapter_ids.append(adapter_id)
+        folder_of.append(index.setdefault((root_id, folder), len(index)))
+    pos = _positions(ids, np.array(adapter_ids, dtype=np.int64))
+    keep = pos >= 0
+    return pos[keep], np.array(folder_of, dtype=np.int32)[keep], list(index)
+
+
+def folder_of_path(root_path: str, path: str) -> str:
+    """The folder of ``path`` relative to ``root_path`` ("" directly in the root), with "/" separators."""
+    root = root_path.rstrip("/") + "/"
+    relative = path[len(root) :] if path.startswith(root) else path.lstrip("/")
+    return relative.rpartition("/")[0]
+
+
+def folder_bounds(root_path: str, folder: str) -> tuple[str, str]:
+    """Paths in ``folder`` and below are ``lo <= path < hi`` ("/" + 1 = "0"): a range on the path index."""
+    prefix = root_path.rstrip("/") + "/" + (folder.strip("/") + "/" if folder.strip("/") else "")
+    return prefix, prefix[:-1] + "0"
+
+
+def path_range_sql(column: str = "path") -> str:
+    """``column`` within a folder_bounds range; byte order on PostgreSQL (its index is COLLATE "C")."""
+    if connection.vendor == "postgresql":
+        return f'{column} COLLATE "C" >= %s AND {column} COLLATE "C" < %s'
+    return f"{column} >= %s AND {column} < %s"
 
 
 def _cache_key(*parts) -> tuple:
@@ -197,8 +245,14 @@ def columns() -> Columns:
 # --- predicates over combinations ------------------------------------------------------------------
 
 
+# AdapterStatus.ERROR: a file whose header cannot be read is not an adapter (see Adapter.objects.usable).
+UNREADABLE = "error"
+
+
 def _matches(combo: Combo, query, skip: str | None = None) -> bool:
     base, kind, active, favorite, status, issues = combo
+    if status == UNREADABLE and UNREADABLE not in query.status:
+        return False  # only an explicit status=error shows unreadable files; they are never counted otherwise
     if skip != "base" and query.base and base not in query.base:
         return False
     if skip != "type" and query.type and kind not in query.type:
@@ -258,10 +312,25 @@ def cube_condition(query, alias: str = "a") -> tuple[str, list]:
             parts.append(f"{alias}.has_issues")
         conditions.append("(" + " OR ".join(parts) + ")")
         params.extend(statuses)
+    if UNREADABLE not in query.status:
+        conditions.append(f"{alias}.status <> %s")
+        params.append(UNREADABLE)
     return " AND ".join(conditions), params
 
 
-def side_sql(query, tag_ids: list[int] | None) -> tuple[str, list] | None:
+def folder_sql(query) -> tuple[str, list] | None:
+    """``SELECT adapter_id`` of files in the query's folder and its subfolders (None: no folder filter)."""
+    if query.folder is None:
+        return None
+    root_id, folder = query.folder
+    root_path = _rows("SELECT path FROM adapters_libraryroot WHERE id = %s", [root_id])
+    if not root_path:
+        return "SELECT adapter_id FROM adapters_adapterfile WHERE 1 = 0", []
+    lo, hi = folder_bounds(root_path[0][0], folder)
+    return f"SELECT adapter_id FROM adapters_adapterfile WHERE root_id = %s AND {path_range_sql()}", [root_id, lo, hi]
+
+
+def side_sql(query, tag_ids: list[int] | None, with_folder: bool = True) -> tuple[str, list] | None:
     """``SELECT id ...`` for the filters that need other tables (search, tags, folders, duplicates), or None.
 
     Built from side tables only (search index, tag links, files, duplicates), intersected, so
@@ -293,6 +362,12 @@ def side_sql(query, tag_ids: list[int] | None) -> tuple[str, list] | None:
         params += query.roots
     if query.duplicates:
         parts.append("SELECT adapter_id FROM adapters_duplicate")
+    folder = folder_sql(query) if with_folder else None
+    if folder is not None:
+        parts.append(folder[0])
+        params += folder[1]
+    if query.update:
+        parts.append(f"SELECT adapter_id {UPDATES_SQL}")
     if query.unused:
         # Served by the (last_used_at, id) index: never reads a wide adapter row.
         sql = "SELECT id FROM adapters_adapter WHERE last_used_at IS NULL"
@@ -315,7 +390,7 @@ def counts(query, tag_ids: list[int] | None) -> Counts:
     key = _cache_key(token, repr(query.filter_key()))
     if token is not None and key in _COUNTS:
         return _COUNTS[key]
-    side = side_sql(query, tag_ids)
+    side = side_sql(query, tag_ids, with_folder=False)  # the folder is applied on the arrays (see _count)
     matched = None if side is None else np.array(sorted({row[0] for row in _rows(*side)}), dtype=np.int64)
     result = _count(columns(), query, matched)
     if token is not None:
@@ -331,9 +406,16 @@ def _count(cols: Columns, query, matched: np.ndarray | None) -> Counts:
         within = np.zeros(len(cols.ids), dtype=bool)
         pos = _positions(cols.ids, matched)
         within[pos[pos >= 0]] = True
+    combo_ok = np.array([_matches(c, query) for c in cols.combos], dtype=bool)
+    # Folder counts ignore the folder filter itself, so the tree still shows where else to go.
+    outside_folder = within & combo_ok[cols.combo] if len(cols.combos) else within
+    folder_counts = np.bincount(cols.folder_idx[outside_folder[cols.folder_pos]], minlength=len(cols.folders))
+    filtered = matched is not None
+    if query.folder is not None:
+        within = within & _in_folder(cols, *query.folder)
+        filtered = True
     per_combo = np.bincount(cols.combo[within], minlength=len(cols.combos))
     total, cube = _cube_counts(dict(zip(cols.combos, per_combo.tolist(), strict=True)), query)
-    combo_ok = np.array([_matches(c, query) for c in cols.combos], dtype=bool)
     final = within & combo_ok[cols.combo] if len(cols.combos) else within
     tag_counts = np.bincount(cols.link_tag[final[cols.link_pos]], minlength=len(cols.tag_ids))
     root_counts = np.bincount(cols.root_idx[final[cols.root_pos]], minlength=len(cols.root_ids))
@@ -344,9 +426,23 @@ def _count(cols: Columns, query, matched: np.ndarray | None) -> Counts:
         tags=Counter(dict(zip(cols.tag_ids[nonzero].tolist(), tag_counts[nonzero].tolist(), strict=True))),
         roots=Counter(dict(zip(cols.root_ids.tolist(), root_counts.tolist(), strict=True))),
         duplicates=int(np.count_nonzero(final & cols.duplicate)),
+        folders=Counter({cols.folders[i]: n for i, n in enumerate(folder_counts.tolist()) if n}),
+        updates=int(np.count_nonzero(final & cols.update)),
         columns=cols,
-        positions=None if matched is None and combo_ok.all() else np.flatnonzero(final).astype(np.int32),
+        positions=None if not filtered and combo_ok.all() else np.flatnonzero(final).astype(np.int32),
     )
+
+
+def _in_folder(cols: Columns, root_id: int, folder: str) -> np.ndarray:
+    """Per adapter: has a file in ``folder`` of root ``root_id`` or below it."""
+    wanted = np.array(
+        [r == root_id and (not folder or f == folder or f.startswith(folder + "/")) for r, f in cols.folders],
+        dtype=bool,
+    )
+    inside = np.zeros(len(cols.ids), dtype=bool)
+    if len(cols.folders):
+        inside[cols.folder_pos[wanted[cols.folder_idx]]] = True
+    return inside
 
 
 def page_ids(raw: Counts, sort: str, order_by: str, offset: int, limit: int) -> list[int]:

@@ -30,6 +30,8 @@ MAX_QUERY_LENGTH = 200
 MAX_TAG_FILTERS = 20
 ROOT_FACET_LIMIT = 50
 MAX_UNUSED_DAYS = 36_500
+MAX_FOLDER_LENGTH = 1024
+FOLDER_CHILDREN_LIMIT = 200
 
 # key -> (label, ORDER BY). Each has an index that yields it in order (see models.Adapter.Meta and
 # derived/search for PostgreSQL's NULLS LAST ones); NULLs sort last in both engines.
@@ -87,7 +89,9 @@ class GalleryQuery:
     favorite: bool | None = None
     status: list[str] = field(default_factory=list)
     roots: list[int] = field(default_factory=list)
+    folder: tuple[int, str] | None = None  # (library root id, folder relative to it; "" = the whole root)
     duplicates: bool = False
+    update: bool = False  # a newer version is on Civitai
     unused: str = ""  # "never" (never generated with) or a number of days without use (never used included)
     sort: str = DEFAULT_SORT
     page: int = 1
@@ -105,7 +109,9 @@ class GalleryQuery:
             "favorite": "" if self.favorite is None else str(int(self.favorite)),
             "status": self.status,
             "root": [str(r) for r in self.roots],
+            "folder": "" if self.folder is None else f"{self.folder[0]}:{self.folder[1]}",
             "dup": "1" if self.duplicates else "",
+            "update": "1" if self.update else "",
             "unused": self.unused,
             "sort": "" if self.sort == DEFAULT_SORT else self.sort,
             "page": "",
@@ -201,10 +207,15 @@ def parse(params: QueryDict) -> GalleryQuery:
             query.roots.append(int(raw))
         elif raw:
             notices.append(f"Unknown library folder “{raw[:40]}” ignored.")
+    query.folder = parse_folder(params.get("folder", ""), notices)
     dup = params.get("dup", "")
     query.duplicates = dup == "1"
     if dup not in ("", "0", "1"):
         notices.append(f"The duplicates filter takes 1, not “{dup[:40]}”; ignored.")
+    update = params.get("update", "")
+    query.update = update == "1"
+    if update not in ("", "0", "1"):
+        notices.append(f"The update-available filter takes 1, not “{update[:40]}”; ignored.")
     unused = params.get("unused", "")
     if unused == "never" or (unused.isdigit() and 1 <= int(unused) <= MAX_UNUSED_DAYS):
         query.unused = unused if unused == "never" else str(int(unused))
@@ -225,6 +236,19 @@ def parse(params: QueryDict) -> GalleryQuery:
     return query
 
 
+def parse_folder(raw: str, notices: list[str]) -> tuple[int, str] | None:
+    """``<root id>:<folder/relative/to/it>`` -> (root id, folder); anything else is ignored with a notice."""
+    raw = printable(raw).strip()
+    if not raw:
+        return None
+    root, sep, folder = raw.partition(":")
+    folder = "/".join(part for part in folder.replace("\\", "/").split("/") if part and part != ".")
+    if not sep or not root.isdigit() or len(root) > 18 or ".." in folder.split("/") or len(folder) > MAX_FOLDER_LENGTH:
+        notices.append(f"Unknown folder “{raw[:60]}” ignored.")
+        return None
+    return int(root), folder
+
+
 def order_sql(sort: str) -> str:
     order = SORTS.get(sort, SORTS[DEFAULT_SORT])[1]
     return order.format(nulls=" NULLS LAST" if connection.vendor == "postgresql" else "")
@@ -243,6 +267,8 @@ class Facets:
     tags: list[tuple[int, str, int]]  # (tag id, name, count)
     roots: list[tuple[int, str, int]]
     duplicates: int
+    updates: int
+    folder_tree: list[dict] = field(default_factory=list)  # see folder_tree()
 
 
 def _tag_ids(query: GalleryQuery) -> list[int] | None:
@@ -276,7 +302,58 @@ def labelled(query: GalleryQuery, raw: facets.Counts) -> Facets:
         tags=tags,
         roots=[(pk, path, raw.roots[pk]) for pk, path in roots] if len(roots) > 1 or query.roots else [],
         duplicates=raw.duplicates,
+        updates=raw.updates,
+        folder_tree=folder_tree(query, raw.folders),
     )
+
+
+def folder_tree(query: GalleryQuery, direct: dict[tuple[int, str], int]) -> list[dict]:
+    """The folder tree as rows to show, like a file browser: every root, its top folders, and the children
+    of each folder on the way to the chosen one. Counts include subfolders. Rows are flat with a depth
+    (the CSP forbids inline styles: indentation comes from a class per depth)."""
+    totals: dict[tuple[int, str], int] = {}
+    children: dict[tuple[int, str], set[str]] = {}
+    for (root_id, folder), n in direct.items():
+        parts = folder.split("/") if folder else []
+        for depth in range(len(parts) + 1):
+            key = (root_id, "/".join(parts[:depth]))
+            totals[key] = totals.get(key, 0) + n
+            if depth < len(parts):
+                children.setdefault(key, set()).add("/".join(parts[: depth + 1]))
+    chosen = query.folder
+    open_keys = {(chosen[0], "")} if chosen else set()
+    if chosen and chosen[1]:
+        parts = chosen[1].split("/")
+        open_keys |= {(chosen[0], "/".join(parts[:i])) for i in range(1, len(parts) + 1)}
+    rows: list[dict] = []
+
+    def add(root_id: int, folder: str, label: str, depth: int) -> None:
+        key = (root_id, folder)
+        kids = sorted(children.get(key, ()), key=str.lower)
+        rows.append(
+            {
+                "label": label,
+                "count": totals.get(key, 0),
+                "depth": min(depth, 8),
+                "value": f"{root_id}:{folder}",
+                "querystring": query.querystring(folder=f"{root_id}:{folder}"),
+                "current": chosen == key,
+                "has_children": bool(kids),
+                "open": key in open_keys or depth == 0,
+            }
+        )
+        if key in open_keys or depth == 0:
+            for child in kids[:FOLDER_CHILDREN_LIMIT]:
+                add(root_id, child, child.rpartition("/")[2], depth + 1)
+            if len(kids) > FOLDER_CHILDREN_LIMIT:
+                rows.append(
+                    {"label": f"… {len(kids) - FOLDER_CHILDREN_LIMIT} more folders", "more": True, "depth": depth + 1}
+                )
+
+    for root_id, path in LibraryRoot.objects.order_by("path").values_list("pk", "path")[:ROOT_FACET_LIMIT]:
+        if (root_id, "") in totals or (chosen and chosen[0] == root_id):
+            add(root_id, "", path, 0)
+    return rows
 
 
 _URL_PATTERNS: dict[str, str] = {}

@@ -73,6 +73,28 @@ def find_preview(stem: str, dir_names: Collection[str]) -> str | None:
     return None
 
 
+def find_image_preview(directory: str, stem: str, dir_names: Collection[str]) -> tuple[str | None, list[str]]:
+    """Like ``find_preview``, but a candidate whose first bytes are not an image (a text file named
+    ``.preview.png``) is skipped with an issue, so it never becomes the preview; reads 64 bytes per candidate."""
+    issues: list[str] = []
+    for suffix in _PREVIEW_SUFFIXES:
+        name = find_name(stem + suffix, dir_names)
+        if not name:
+            continue
+        try:
+            with open(os.path.join(directory, name), "rb") as fh:
+                head = fh.read(64)
+        except OSError as exc:
+            issues.append(f"preview {name}: cannot read it ({exc.strerror or exc}); not used as the preview")
+            continue
+        if sniff_image_type(head) is None:
+            what = "empty file" if not head else f"not an image (starts with {head[:8]!r})"
+            issues.append(f"preview {name}: {what}; not used as the preview")
+            continue
+        return name, issues
+    return None, issues
+
+
 def sniff_image_type(head: bytes) -> str | None:
     """Image type from magic bytes (pass at least the first 32): jpeg, png, gif, webp, avif, bmp, tiff, jxl, jp2."""
     if head.startswith(b"\xff\xd8\xff"):

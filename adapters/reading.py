@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters import detection, sidecars
-from adapters.previews import find_preview
+from adapters.previews import find_image_preview, find_preview
 from adapters.safetensors_header import HeaderError, read_alpha, read_header
 
 PHYSICAL_EVIDENCE = ("tensor shapes", "tensor keys")
@@ -172,7 +172,8 @@ def read_file(path: str, size: int, dir_names: set[str]) -> FileRead:
         elif key in SCANNED_FIELDS:
             _set(read, key, value, merged_sources[key])
 
-    preview = find_preview(stem, dir_names)
+    preview, preview_issues = find_image_preview(directory, stem, dir_names)
+    read.issues.extend(preview_issues)
     if preview:
         read.preview_source = os.path.join(directory, preview)
     else:

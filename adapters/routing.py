@@ -1,5 +1,6 @@
 from django.urls import path
 
+from adapters.consumers import CivitaiProgressConsumer
 from adapters.models import ScanRun
 from lora_manager.consumers import RunProgressConsumer
 
@@ -8,9 +9,11 @@ websocket_urlpatterns = [
         "ws/scans/<int:pk>/",
         RunProgressConsumer.as_asgi(
             model=ScanRun,
-            template="adapters/_scan_progress.html",
+            template="adapters/_scan_status.html",
             context_name="scan",
             permission="adapters.view_adapter",
+            close_when_finished=True,  # the page's gallery refreshes when the socket closes (gallery.js)
         ),
     ),
+    path("ws/civitai/<int:pk>/", CivitaiProgressConsumer.as_asgi()),
 ]

@@ -6,17 +6,19 @@ every scan leaves the same record (counts, issues, timings) whoever started it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
 
-from adapters import identity, scanning, thumbnails
-from adapters.models import ScanRun
+from adapters import civitai_runs, identity, scanning, thumbnails
+from adapters.models import AdapterFile, ScanRun
 from lora_manager import realtime, runs
 from recommendations.embedding_runs import request_embedding_safely
 
+log = logging.getLogger(__name__)
 SETTLE_SECONDS = 5.0
 
 
@@ -33,6 +35,24 @@ def start_scan(user=None, roots: list[str] | None = None, hash_files: bool = Tru
         if running is not None:
             return running
         return runs.start(ScanRun, roots=roots or [], hash_files=hash_files, requested_by=user)
+
+
+def start_first_scan() -> ScanRun | None:
+    """A new install with library folders configured (``LORA_MANAGER_LIBRARY_DIRS``) scans them as soon as
+    the worker starts, instead of showing an empty library until a click or the hourly rescan. A catalog
+    that has files, or a library that was scanned successfully before, is left alone."""
+    if not settings.LIBRARY_DIRS or AdapterFile.objects.exists():
+        return None
+    if ScanRun.objects.filter(status=ScanRun.Status.SUCCEEDED).exists():
+        return None
+    return start_scan()
+
+
+def first_scan_on_worker_start(queues: list[str]) -> str:
+    """Declared in AdaptersConfig.ready(): run_worker calls it with its queues; says what it did."""
+    if "default" in queues and start_first_scan():
+        return "library folders are configured and the catalog is empty: first scan queued"
+    return ""
 
 
 def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, settle_wait: bool = False) -> ScanRun:
@@ -65,4 +85,13 @@ def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, s
     run = runs.execute(run, work, echo, phase="listing")
     if run.status == ScanRun.Status.SUCCEEDED:
         request_embedding_safely("scan")  # recommendations: embed what the scan changed
+        _civitai_after_scan()
     return run
+
+
+def _civitai_after_scan() -> None:
+    """LORA_MANAGER_CIVITAI_AUTO: queue a lookup of the adapters never checked; a failure never fails the scan."""
+    try:
+        civitai_runs.after_scan()
+    except Exception as exc:  # noqa: BLE001 - the scan itself succeeded
+        log.warning("could not start the Civitai lookup after the scan: %s", exc)

@@ -142,10 +142,13 @@ def _apply(adapter: Adapter, read: FileRead, size: int) -> None:
         setattr(adapter, key, value)
         adapter.sources[key] = read.sources[key]
     keeps_own = adapter.sources.get("preview") == USER_SOURCE
-    if not read.error and read.preview_source and not keeps_own:  # noqa: SIM102 - two separate reasons
+    if not read.error and read.preview_source and not keeps_own:
         if read.preview_source != "embedded" or not adapter.preview_source:
             adapter.preview_source = read.preview_source
             adapter.sources["preview"] = "embedded" if read.preview_source == "embedded" else "preview file"
+    elif not read.error and not keeps_own and adapter.sources.get("preview") == "preview file":
+        adapter.preview_source, adapter.preview_key = "", ""  # its preview file is gone or is not an image
+        adapter.sources.pop("preview", None)
     kept = [i for i in adapter.issues or [] if str(i).startswith(sidecar_writing.ISSUE_PREFIX)]  # until fixed
     adapter.issues = [*read.issues, *kept]
     adapter.status = AdapterStatus.ERROR if read.error else AdapterStatus.OK
@@ -231,7 +234,16 @@ class _Writer:
                 _apply(adapter, read, found.size)
                 created.append((adapter, found, read, signature))
             if adapters_to_update:
-                fields = [*SCANNED_FIELDS, "size", "sources", "issues", "status", "preview_source", "updated_at"]
+                fields = [
+                    *SCANNED_FIELDS,
+                    "size",
+                    "sources",
+                    "issues",
+                    "status",
+                    "preview_source",
+                    "preview_key",
+                    "updated_at",
+                ]
                 for adapter in adapters_to_update.values():
                     adapter.updated_at = now
                 Adapter.objects.bulk_update(list(adapters_to_update.values()), fields, batch_size=BATCH)
@@ -367,7 +379,7 @@ def scan_root(root: LibraryRoot, summary: ScanSummary, progress: Progress | None
     writer = _Writer(root, summary, existing, vanished)
     for done, ((found, signature), read) in enumerate(zip(to_read, read_all(to_read), strict=True), 1):
         writer.add(found, read, signature)
-        if progress and done % 200 == 0:
+        if progress:  # the run reporter throttles what it writes and announces
             progress("reading", done, len(to_read))
     writer.flush()
     if progress:

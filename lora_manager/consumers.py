@@ -49,11 +49,19 @@ class RunProgressConsumer(AuthenticatedConsumer):
     """
 
     def __init__(
-        self, *, model, template: str, permission: str, context_name: str = "run", extra_context: dict | None = None
+        self,
+        *,
+        model,
+        template: str,
+        permission: str,
+        context_name: str = "run",
+        extra_context: dict | None = None,
+        close_when_finished: bool = False,
     ) -> None:
         super().__init__()
         self.model, self.template, self.permission = model, template, permission
         self.context_name, self.extra_context = context_name, extra_context or {}
+        self.close_when_finished = close_when_finished  # send the last fragment, then close the socket
 
     async def allowed(self, user) -> bool:
         return await database_sync_to_async(user.has_perm)(self.permission)
@@ -65,15 +73,17 @@ class RunProgressConsumer(AuthenticatedConsumer):
         await self.run_progress({})
 
     async def run_progress(self, event: dict) -> None:
-        html = await database_sync_to_async(self.render)()
+        html, finished = await database_sync_to_async(self.render)()
         if html:
             await self.send(text_data=html)
+        if finished and self.close_when_finished:
+            await self.close()
 
-    def render(self) -> str:
+    def render(self) -> tuple[str, bool]:
         run = self.model.objects.filter(pk=self.scope["url_route"]["kwargs"]["pk"]).first()
         if run is None:
-            return ""
-        return render_to_string(self.template, {self.context_name: run, **self.extra_context})
+            return "", True
+        return render_to_string(self.template, {self.context_name: run, **self.extra_context}), not run.is_active
 
 
 class ActivityConsumer(AuthenticatedConsumer):

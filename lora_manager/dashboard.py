@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from adapters import facets, gallery
 from adapters.models import Adapter, AdapterFile, BaseModel, FileStatus, LibraryRoot, NetworkType
-from generation.models import GenerationJob, JobStatus
+from generation.models import GenerationJob, JobStatus, ResultRating
 
 USAGE_DAYS = 30
 LONG_UNUSED_DAYS = 90
@@ -94,6 +94,7 @@ def library() -> dict[str, Any]:
         "missing_files": files.get(FileStatus.MISSING, 0),
         "offline_files": files.get(FileStatus.OFFLINE, 0),
         "with_issues": cube["status"]["issues"],
+        "unreadable_files": Adapter.objects.unreadable().count(),  # the "Files with problems" page
         "duplicates": raw.duplicates,
         "recently_added": [_adapter_row(a) for a in _first_ids("", "-added")],
     }
@@ -147,10 +148,10 @@ def usage(days: int = USAGE_DAYS, now: datetime | None = None) -> dict[str, Any]
     per_day = generations_per_day(days, now)
     outcomes = {status: sum(row[status] for row in per_day) for status in OUTCOMES}
     finished = outcomes[JobStatus.SUCCEEDED] + outcomes[JobStatus.FAILED]
-    most_used = Adapter.objects.filter(usage_count__gt=0).order_by("-usage_count", "id")[:LIST_LIMIT]
+    most_used = Adapter.objects.usable().filter(usage_count__gt=0).order_by("-usage_count", "id")[:LIST_LIMIT]
     never_query, long_query = "unused=never&active=1", f"unused={LONG_UNUSED_DAYS}&active=1"
     cutoff = gallery.unused_cutoff(str(LONG_UNUSED_DAYS))
-    long_unused = Adapter.objects.filter(last_used_at__lt=cutoff, active=True)  # used once, then not since
+    long_unused = Adapter.objects.usable().filter(last_used_at__lt=cutoff, active=True)  # used once, then not since
     return {
         "days": days,
         "per_day": per_day,
@@ -169,7 +170,14 @@ def usage(days: int = USAGE_DAYS, now: datetime | None = None) -> dict[str, Any]
         "long_unused": [_adapter_row(a) for a in long_unused.order_by("last_used_at", "id")[:LIST_LIMIT]],
         "long_unused_query": long_query,
         "best_rated": best_rated_loras(),
+        **result_thumbs(),
     }
+
+
+def result_thumbs() -> dict[str, int]:
+    """▲/▼ on result images (job pages, sweeps): what "rated up" means to someone who just rated one."""
+    thumbs = ResultRating.objects.aggregate(up=Count("id", filter=Q(thumb=1)), down=Count("id", filter=Q(thumb=-1)))
+    return {"results_up": thumbs["up"], "results_down": thumbs["down"]}
 
 
 def best_rated_loras(limit: int = LIST_LIMIT) -> list[dict[str, Any]]:

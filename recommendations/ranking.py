@@ -108,7 +108,7 @@ def lora_token(adapter: Adapter, paths: list[str]) -> str:
 
 def _fetch(ids: list[int]) -> tuple[dict[int, Adapter], dict[int, list[str]]]:
     tags = Prefetch("tags", queryset=Tag.objects.only("pk", "name"))
-    rows = {a.pk: a for a in Adapter.objects.filter(pk__in=ids).only(*_ADAPTER_FIELDS).prefetch_related(tags)}
+    rows = {a.pk: a for a in Adapter.objects.usable().filter(pk__in=ids).only(*_ADAPTER_FIELDS).prefetch_related(tags)}
     paths: dict[int, list[str]] = {}
     files = AdapterFile.objects.filter(adapter_id__in=list(rows)).values_list("adapter_id", "path", "status")
     for adapter_id, path, _ in sorted(files, key=lambda f: (f[2] != FileStatus.PRESENT, f[1])):  # present first

@@ -37,7 +37,7 @@ def overview() -> dict[str, Any]:
         "index": stamp,
         "stale_index": stale_index,
         "embedded": embedded,
-        "adapters": Adapter.objects.count(),
+        "adapters": Adapter.objects.usable().count(),
         "recipe_version": recipe.RECIPE_VERSION,
         "run": latest_run(),
     }

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from adapters.models import Adapter
+from adapters.models import Adapter, AdapterStatus
 from recommendations import embeddings, index, recipe
 from recommendations.embeddings import Unavailable
 from recommendations.models import Embedding
@@ -72,7 +72,7 @@ def embed_changed(
     if problem:
         raise Unavailable(problem)
     model = embeddings.model_identity()
-    adapters = Adapter.objects.all() if adapters is None else adapters
+    adapters = Adapter.objects.usable() if adapters is None else adapters
     total = adapters.count()
     done = embedded = unchanged = 0
     last_pk = 0
@@ -112,12 +112,13 @@ def _catalog_columns(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     active = np.zeros(len(ids), dtype=bool)
     family = np.full(len(ids), index.UNKNOWN, dtype=np.uint8)
     position = {int(adapter_id): row for row, adapter_id in enumerate(ids)}
-    for adapter_id, is_active, base_model in Adapter.objects.values_list("pk", "active", "base_model").iterator(
-        chunk_size=5000
-    ):
+    # Unreadable files (Adapter.objects.usable) count as inactive: never suggested, even if embedded earlier.
+    rows = Adapter.objects.values_list("pk", "active", "base_model", "status")
+    for adapter_id, is_active, base_model, status in rows.iterator(chunk_size=5000):
         row = position.get(adapter_id)
         if row is not None:
-            active[row], family[row] = is_active, index.family_code(base_model)
+            active[row] = is_active and status != AdapterStatus.ERROR
+            family[row] = index.family_code(base_model)
     return active, family
 
 

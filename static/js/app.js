@@ -7,6 +7,19 @@ document.addEventListener("keydown", (event) => {
   if (search) { event.preventDefault(); search.focus(); }
 });
 
+// Panels marked data-collapse-narrow (gallery filters, bulk actions) start closed on a phone-sized
+// screen, so the results come first; on wider screens they are always open (their summary is hidden).
+const NARROW = window.matchMedia("(max-width: 900px)");
+function collapseNarrow(root) {
+  if (!NARROW.matches) return;
+  root.querySelectorAll("details[data-collapse-narrow][open]").forEach((el) => el.removeAttribute("open"));
+}
+document.addEventListener("DOMContentLoaded", () => collapseNarrow(document));
+NARROW.addEventListener("change", () => {
+  if (NARROW.matches) collapseNarrow(document);
+  else document.querySelectorAll("details[data-collapse-narrow]").forEach((el) => el.setAttribute("open", ""));
+});
+
 // After a websocket (re)connects, re-fetch the fragments it feeds, so a page is never stale.
 document.addEventListener("htmx:wsOpen", (event) => {
   const root = event.detail.elt;

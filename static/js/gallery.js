@@ -6,14 +6,36 @@
   "use strict";
   let lastClicked = null;
 
-  // Answers like "adapter removed meanwhile" (404), "nothing to undo" (409) and form errors (422)
-  // carry a fragment meant for the page; htmx drops 4xx bodies unless told otherwise.
-  document.addEventListener("htmx:beforeSwap", (event) => {
-    const status = event.detail.xhr.status;
-    if (status === 404 || status === 409 || status === 422) {
-      event.detail.shouldSwap = true;
-      event.detail.isError = false;
+
+  // A scan tells the gallery when there is something new to show: whenever its status fragment arrives
+  // (websocket or refresh) with another phase than before, or finished, the results and facets reload.
+  let scanState = null;
+  const readScanState = () => {
+    const el = document.getElementById("scan-progress");
+    return el ? `${el.dataset.active || ""}:${el.dataset.phase || ""}` : null;
+  };
+  document.addEventListener("DOMContentLoaded", () => { scanState = readScanState(); });
+  const scanChanged = () => {
+    const state = readScanState();
+    if (state === null || state === scanState) return;
+    const wasActive = scanState !== null && scanState.startsWith("1:");
+    scanState = state;
+    // New rows exist once reading is over (hashing, thumbnails) and when the run ends.
+    if (state.startsWith("1:hashing") || state.startsWith("1:thumbnails") || (wasActive && !state.startsWith("1:"))) {
+      htmx.trigger(document.body, "gallery-changed");
     }
+  };
+  document.addEventListener("htmx:afterSettle", scanChanged);
+  document.addEventListener("htmx:oobAfterSwap", scanChanged);
+  document.addEventListener("htmx:wsAfterMessage", scanChanged);
+
+  // A blurred (NSFW) preview: the first click shows it instead of opening the adapter.
+  document.addEventListener("click", (event) => {
+    const image = event.target.closest("img[data-nsfw-reveal]");
+    if (!image || !image.classList.contains("nsfw-blur")) return;
+    event.preventDefault();
+    image.classList.remove("nsfw-blur");
+    image.removeAttribute("title");
   });
 
   const boxes = () => Array.from(document.querySelectorAll("#adapter-results [data-select]"));

@@ -1,6 +1,8 @@
+from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.module_loading import import_string
 
 from lora_manager import periodic, runs
 
@@ -31,6 +33,11 @@ class Command(BaseCommand):
         fixed = runs.reconcile_all()  # every reconciler the apps declared (AppConfig.ready)
         if fixed:
             self.stdout.write(f"marked {fixed} run(s) or generation(s) whose worker stopped as failed")
+        for config in apps.get_app_configs():  # what the apps want done when a worker starts
+            for hook in getattr(config, "worker_start", ()):
+                said = import_string(hook)(queues)
+                if said:
+                    self.stdout.write(said)
         for name in periodic.schedule_all():  # every periodic job the apps declared, the janitor among them
             self.stdout.write(f"scheduled the periodic job '{name}'")
         call_command(

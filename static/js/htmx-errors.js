@@ -1,0 +1,20 @@
+// The one place that decides which error answers htmx swaps into the page.
+//
+// htmx drops the body of a 4xx/5xx answer. Ours carry a fragment meant for the page: "removed meanwhile"
+// (404), "already imported" / "nothing to undo" (409), "too large" (413), form errors (422), "this result is
+// private" (403). Those are swapped where the request targeted (or where HX-Retarget says). A full
+// document (Django's own error pages, a proxy's 502) is never swapped into a fragment's place; htmx
+// reports it as an error as usual.
+(() => {
+  "use strict";
+  const SHOWN = new Set([403, 404, 409, 413, 422]);
+
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const xhr = event.detail.xhr;
+    if (!SHOWN.has(xhr.status)) return;
+    const body = (xhr.responseText || "").trimStart().slice(0, 15).toLowerCase();
+    if (body.startsWith("<!doctype") || body.startsWith("<html")) return;
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+  });
+})();
