@@ -7,6 +7,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from lora_manager import outages
+
 
 def _where(loc) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "payload", "filters")]
@@ -39,3 +41,9 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(HttpError)
     def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
+    def redis_down(request: HttpRequest, exc: Exception) -> HttpResponse:
+        return outages.outage_response(request)  # 503 JSON, also when DEBUG would show a traceback
+
+    for kind in (outages.RedisUnavailable, *outages.REDIS_ERRORS):
+        api.add_exception_handler(kind, redis_down)

@@ -23,3 +23,9 @@ def preview_seconds() -> float:
 def retry_backoff() -> float:
     """First wait before resending a request that never reached SD.Next (doubles each retry, 3 retries)."""
     return float(getattr(settings, "GENERATION_RETRY_BACKOFF", 0.5))
+
+
+def cancel_grace_seconds() -> float:
+    """How long after a cancel the worker still waits for SD.Next's answer (a real SD.Next answers at its
+    next step with what it finished); a hung SD.Next is then abandoned, so the next job can start."""
+    return float(getattr(settings, "GENERATION_CANCEL_GRACE_SECONDS", 3.0))

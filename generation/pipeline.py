@@ -34,6 +34,10 @@ WORKER_STOPPED = (
     "SD.Next may already have run it: re-run it if you still want it."
 )
 WAITING = "waiting for SD.Next"
+ABANDONED = (
+    "Cancelled. SD.Next did not answer after it was asked to interrupt, so the worker stopped waiting for it "
+    "(nothing was resent); if SD.Next is stuck, restart it."
+)
 INTERRUPT_AGAIN_SECONDS = 2.0  # a late phase can reset SD.Next's interrupt flag (A7): say it again
 
 
@@ -81,6 +85,8 @@ def run(job_id: int, reporter: Reporter | None = None, lock=None) -> GenerationJ
     try:
         backend = backends.require(job.backend)
         result, error, cancelled = _generate(job, backend, reporter, lock)
+        if result is None and error is None:  # cancelled, and SD.Next never answered: abandoned
+            return _finish(job, reporter, JobStatus.CANCELLED, ABANDONED)
         if error is not None:
             if cancelled and isinstance(error, SDNextBadResponse) and error.status == 200:
                 return _finish(job, reporter, JobStatus.CANCELLED, "Cancelled before any image was finished.")
@@ -115,12 +121,19 @@ def _generate(
     thread = threading.Thread(target=send, name=f"txt2img-{job.pk}", daemon=True)
     thread.start()
     cancelled, last_interrupt, last_preview, started = False, 0.0, float("-inf"), False
+    cancelled_at = 0.0
     while not call.done.wait(conf.poll_seconds()):
         if lock is not None:
             _keep(lock, job)
         if not cancelled and GenerationJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
-            cancelled = True
+            cancelled, cancelled_at = True, time.monotonic()
             reporter.cancelling = True
+        if cancelled and time.monotonic() - cancelled_at >= conf.cancel_grace_seconds():
+            # SD.Next did not answer the interrupt: stop waiting (the daemon thread is left behind and ends
+            # with the work-horse); the request is never resent.
+            logger.warning("job %s: no answer from SD.Next after the interrupt; stopped waiting", job.pk)
+            _interrupt(poller, job)
+            return None, None, True
         if cancelled and time.monotonic() - last_interrupt >= INTERRUPT_AGAIN_SECONDS:
             last_interrupt = time.monotonic()
             _interrupt(poller, job)

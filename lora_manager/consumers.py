@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from lora_manager import activity
+from lora_manager.outages import REDIS_ERRORS
 from lora_manager.realtime import ACTIVITY_GROUP
+
+log = logging.getLogger(__name__)
 
 
 class AuthenticatedConsumer(AsyncWebsocketConsumer):
@@ -20,8 +25,15 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated or not await self.allowed(user):
             await self.close(code=4403)
             return
-        for group in await self.get_groups():
-            await self.channel_layer.group_add(group, self.channel_name)
+        try:
+            for group in await self.get_groups():
+                await self.channel_layer.group_add(group, self.channel_name)
+        except REDIS_ERRORS as exc:
+            # Redis is down: refuse the handshake (403, no traceback). The browser sees a failed connect,
+            # so the ws extension retries with a growing delay until Redis is back.
+            log.warning("websocket %s refused: Redis is unreachable (%s)", self.scope.get("path", ""), exc)
+            await self.close()
+            return
         self.joined = await self.get_groups()
         await self.accept()
         await self.send_initial()

@@ -6,6 +6,7 @@ stops start-up with a message instead of running with a surprising default.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -302,3 +303,21 @@ def secret_key(data_dir: Path, environ: Mapping[str, str] | None = None) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
     return key
+
+
+_INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+
+
+def instance_name(configured: str, database: Mapping[str, object]) -> str:
+    """LORA_MANAGER_INSTANCE, else a short name derived from the database (engine, host, port, name):
+    two installations with their own databases never share a name, one installation always has the same."""
+    configured = configured.strip()
+    if configured:
+        if not _INSTANCE_NAME.match(configured):
+            raise ImproperlyConfigured(
+                f"LORA_MANAGER_INSTANCE={configured!r}: use 1-40 letters, digits, '.', '_' or '-' (a letter or "
+                "digit first)"
+            )
+        return configured
+    identity = "|".join(str(database.get(key) or "") for key in ("ENGINE", "HOST", "PORT", "NAME"))
+    return "db-" + hashlib.sha256(identity.encode()).hexdigest()[:10]

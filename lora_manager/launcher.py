@@ -137,46 +137,18 @@ def generation_queues(env: dict) -> list[str]:
 
 
 def serve(port: int, env: dict, setup: list[list[str]] | None = None) -> int:
+    """Prepare the database, then run daphne and the workers under the supervisor (ops/supervise.py):
+    a process that dies is restarted, Ctrl-C stops them all."""
     manage("migrate", "--noinput", "-v", "0", env=env)
     manage("collectstatic", "--noinput", "-v", "0", env=env)
     manage("bootstrap", env=env)
     for command in setup or []:
         manage(*command, env=env)
-    worker = [sys.executable, str(BASE_DIR / "manage.py"), "run_worker"]
-    # A worker per SD.Next backend, so a long scan never holds up a generation (and backends run side by side).
-    children = [
-        subprocess.Popen([*worker, "--no-generation"], env=env),
-        *[subprocess.Popen([*worker, queue], env=env) for queue in generation_queues(env)],
-        subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "lora_manager.asgi:application"],
-            env=env,
-        ),
-    ]
+    from ops import supervise
+
     print(f"\nLoRA Manager is running at http://127.0.0.1:{port}/  (Ctrl-C stops everything)\n", flush=True)
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    code = 0
-    while not stopping:
-        for child in children:
-            if child.poll() is not None:
-                print(f"a process exited with code {child.returncode}; stopping the rest", flush=True)
-                stopping, code = True, child.returncode or 1
-        time.sleep(0.2)
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    for child in children:
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-    return code
+    data_dir = Path(env.get("LORA_MANAGER_DATA_DIR", BASE_DIR / "data")).resolve()
+    return supervise.run(port, env, data_dir / "run")
 
 
 def demo_lora_dir(env: dict, data_dir: Path) -> Path:

@@ -26,7 +26,7 @@ from django.utils import timezone
 from rq.callbacks import Callback
 from rq.exceptions import AbandonedJobError
 
-from lora_manager import activity, periodic, realtime, workers
+from lora_manager import activity, outages, periodic, realtime, workers
 from lora_manager.models import TrackedRun
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,12 @@ def message(run: TrackedRun, fate: workers.Fate) -> str:
 
 
 def start(model: type[Run], *, fail_quietly: bool = False, **fields) -> Run:
-    """The QUEUED row now, its RQ job when the transaction commits. If Redis refuses the job the row is
-    marked FAILED (never a queued row nobody will run) and the error re-raises unless ``fail_quietly``."""
+    """The QUEUED row now, its RQ job when the transaction commits. Redis is checked first
+    (``outages.RedisUnavailable``, a 503: nothing is written); if it refuses the job at commit the row
+    is marked FAILED (never a queued row nobody will run) and the error re-raises unless ``fail_quietly``
+    (an embedding run asked for by a catalog edit: the edit must succeed anyway)."""
+    if not fail_quietly:
+        outages.require_redis(django_rq.get_connection(model.queue_name))
     with transaction.atomic():
         run = model.objects.create(**fields)
         run.rq_job_id = f"{model.job_id_prefix}-{run.pk}"
@@ -75,9 +79,11 @@ def enqueue(run: TrackedRun, fail_quietly: bool = False) -> None:
     except Exception as exc:
         log.warning("cannot queue %s: %s", run, exc)
         fail(run, f"could not queue the job: {exc}")
-        if not fail_quietly:
-            raise
-        return
+        if fail_quietly:
+            return
+        if outages.is_redis_outage(exc):
+            raise outages.RedisUnavailable(str(exc)) from exc
+        raise
     activity.broadcast()
 
 

@@ -78,6 +78,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "lora_manager.middleware.ContentSecurityPolicyMiddleware",
     "api.middleware.JsonErrorsMiddleware",
+    "lora_manager.outages.RedisOutageMiddleware",  # last: the first to see a view's Redis error
 ]
 
 ROOT_URLCONF = "lora_manager.urls"
@@ -128,10 +129,30 @@ RQ_SHOW_ADMIN_LINK = True
 WORKER_TTL = env.env_int("WORKER_TTL", 30, minimum=16, maximum=3600)
 JANITOR_SECONDS = env.env_int("JANITOR_SECONDS", 60, minimum=1, maximum=3600)
 
+# One Redis database serves one installation: workers and the web process claim it at start-up and
+# refuse to share it with another installation (lora_manager/installation.py). The name defaults to
+# one derived from the database, so two installations never get the same one by accident.
+INSTANCE = env.instance_name(env.env_str("INSTANCE", ""), DATABASES["default"])
+
+# channels_redis blocks 5 s per read (BZPOPMIN); redis-py 8's default socket timeout is 5 s too, so an
+# idle websocket's read timed out and the server closed it (1011). The socket timeout must exceed it.
+CHANNEL_REDIS_SOCKET_TIMEOUT = 20
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30, "prefix": "lora_manager:"},
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": CHANNEL_REDIS_SOCKET_TIMEOUT,
+                    "socket_connect_timeout": 5,
+                    "health_check_interval": 15,
+                }
+            ],
+            "capacity": 1500,
+            "expiry": 30,
+            "prefix": f"lora_manager:{INSTANCE}:",
+        },
     }
 }
 

@@ -24,6 +24,8 @@ from rq.callbacks import execute_failure_callback
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from lora_manager.worker import SupervisedWorker
+
 log = logging.getLogger(__name__)
 
 HEARTBEAT_GRACE_SECONDS = 15  # a busy 2-core machine may send a heartbeat a little late
@@ -35,8 +37,8 @@ class WorkHorseKilled(Exception):
     """The process running a job died (SIGKILL, out of memory) while its worker lived on."""
 
 
-class Worker(RQWorker):
-    """RQ's forking worker, tuned for the janitor's rules.
+class Worker(SupervisedWorker):
+    """RQ's forking worker whose children die with it (``worker.SupervisedWorker``), tuned for the janitor's rules.
 
     - heartbeats at least every ``WORKER_TTL - 15`` s when idle and every ``WORKER_TTL / 3`` s while a
       job runs (RQ's defaults, 405 s and 30 s, would make a live worker look dead);

@@ -13,3 +13,6 @@ if not (os.environ.get("LORA_MANAGER_REDIS_URL") or os.environ.get("REDIS_URL"))
     os.environ["LORA_MANAGER_REDIS_URL"] = "redis://127.0.0.1:6379/15"
 os.environ.setdefault("LORA_MANAGER_RESCAN_INTERVAL_MINUTES", "0")
 os.environ.setdefault("LORA_MANAGER_CIVITAI_URL", "off")  # never civitai.com from tests: they use the stand-in
+# One installation name for the suite and the daphne/worker processes it starts: the default is derived
+# from the database, and those processes are given the renamed test database.
+os.environ.setdefault("LORA_MANAGER_INSTANCE", "test-suite")

@@ -24,9 +24,35 @@ NARROW.addEventListener("change", () => {
 document.addEventListener("htmx:wsOpen", (event) => {
   const root = event.detail.elt;
   root.querySelectorAll("[data-refresh-url]").forEach((el) => {
-    htmx.ajax("GET", el.dataset.refreshUrl, { target: el, swap: "outerHTML" });
+    if (!el.dataset.refreshUrl || !el.id) return;
+    // Only the element itself out of the answer: a status view may answer with the whole panel, and a
+    // panel swapped into its own content would open a second websocket.
+    htmx.ajax("GET", el.dataset.refreshUrl, { target: el, swap: "outerHTML", select: "#" + el.id });
   });
 });
+
+// A progress panel (scan, embedding, archive run) owns its websocket and the server re-renders that
+// same panel. Swapping it whole would close the socket and open a new one, which sends the panel
+// again: a reconnect loop. While the run is active (the new panel still has ws-connect) only its
+// content is swapped; once finished the panel is replaced by one without ws-connect, which closes
+// the socket for good, so a finished run is never reconnected to.
+document.addEventListener("htmx:wsBeforeMessage", (event) => {
+  const owner = event.detail.elt;
+  if (!owner || !owner.id) return;
+  const template = document.createElement("template");
+  template.innerHTML = event.detail.message;
+  const panel = template.content.getElementById(owner.id);
+  if (!panel || !panel.hasAttribute("ws-connect")) return;
+  event.preventDefault();
+  htmx.swap(owner, panel.innerHTML, { swapStyle: "innerHTML" });
+});
+
+// Websockets refused or dropped (the server restarting, Redis down) retry after a growing, jittered
+// delay: 1 s, 2 s, 4 s ... up to a minute.
+// (htmx and its ws extension load before this file: all three are deferred, in order.)
+if (window.htmx) {
+  htmx.config.wsReconnectDelay = (retries) => Math.min(60000, 1000 * 2 ** Math.min(retries, 6)) * (0.5 + Math.random() / 2);
+}
 
 // Recommendations: "Add to composition" asks whoever composes (a cancelable "lora:add" event with
 // {adapterId, token}); when nothing handles it, the <lora:...> token is copied to the clipboard.

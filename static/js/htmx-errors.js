@@ -2,12 +2,12 @@
 //
 // htmx drops the body of a 4xx/5xx answer. Ours carry a fragment meant for the page: "removed meanwhile"
 // (404), "already imported" / "nothing to undo" (409), "too large" (413), form errors (422), "this result is
-// private" (403). Those are swapped where the request targeted (or where HX-Retarget says). A full
+// private" (403), "the job queue (Redis) is down" (503, into #service-alert by HX-Retarget). Those are swapped where the request targeted (or where HX-Retarget says). A full
 // document (Django's own error pages, a proxy's 502) is never swapped into a fragment's place; htmx
 // reports it as an error as usual.
 (() => {
   "use strict";
-  const SHOWN = new Set([403, 404, 409, 413, 422]);
+  const SHOWN = new Set([403, 404, 409, 413, 422, 503]);
 
   document.addEventListener("htmx:beforeSwap", (event) => {
     const xhr = event.detail.xhr;

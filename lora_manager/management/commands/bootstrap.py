@@ -1,9 +1,12 @@
 import secrets
 
+import django_rq
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from lora_manager import installation
+from lora_manager.outages import REDIS_ERRORS
 from lora_manager.roles import ADMIN, ensure_roles, set_role
 
 
@@ -11,6 +14,12 @@ class Command(BaseCommand):
     help = "Create the roles, and on first run an admin account (password from the environment or printed once)."
 
     def handle(self, *args, **options):
+        try:
+            installation.claim(django_rq.get_connection("default"))
+        except installation.InstallationConflict as exc:
+            raise CommandError(str(exc)) from exc
+        except REDIS_ERRORS as exc:  # the web process starts without Redis; workers claim it when it is back
+            self.stderr.write(f"Redis is not reachable, so it was not claimed for this installation yet: {exc}")
         ensure_roles()
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():

@@ -1,10 +1,11 @@
+import django_rq
 from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import import_string
 
-from lora_manager import periodic, runs
+from lora_manager import installation, periodic, runs
 
 GENERATION_PREFIX = "generation-"
 
@@ -30,6 +31,10 @@ class Command(BaseCommand):
         unknown = [name for name in queues if name not in settings.RQ_QUEUES]
         if unknown:
             raise CommandError(f"unknown queue(s) {', '.join(unknown)}; configured: {', '.join(settings.RQ_QUEUES)}")
+        try:
+            installation.claim(django_rq.get_connection("default"))
+        except installation.InstallationConflict as exc:
+            raise CommandError(str(exc)) from exc
         fixed = runs.reconcile_all()  # every reconciler the apps declared (AppConfig.ready)
         if fixed:
             self.stdout.write(f"marked {fixed} run(s) or generation(s) whose worker stopped as failed")
@@ -40,6 +45,8 @@ class Command(BaseCommand):
                     self.stdout.write(said)
         for name in periodic.schedule_all():  # every periodic job the apps declared, the janitor among them
             self.stdout.write(f"scheduled the periodic job '{name}'")
+        # Children (work-horse, scheduler) die with the worker, even on kill -9 (lora_manager/worker.py);
+        # a killed work-horse fails its row at once and heartbeats are frequent (lora_manager/workers.py).
         call_command(
             "rqworker",
             *queues,

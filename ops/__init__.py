@@ -1,0 +1,1 @@
+"""Running the app's processes (outside the Django package): the supervisor of `make run`."""

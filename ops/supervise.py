@@ -1,0 +1,113 @@
+"""`make run`'s processes under supervisord (the `supervisor` package): daphne and the RQ workers.
+
+What supervisord gives us, so the launcher need not grow its own process manager:
+- a process that exits (kill -9, a crash, Redis gone) is restarted; one that keeps dying at start-up
+  is retried with a growing delay (1 s, 2 s, 3 s ...), and each exit and restart is logged;
+- every program runs in its own process group and is stopped as a group, so a worker's RQ scheduler
+  goes with it; its work-horse dies with it too (lora_manager/worker.py: PR_SET_PDEATHSIG);
+- all programs are one group, so Ctrl-C stops them side by side: SIGTERM, then SIGKILL of the whole
+  group after STOP_WAIT_SECONDS, even when a worker waits on a hung SD.Next call.
+
+``python -m ops.supervise --port 8000`` runs the same stack without the launcher (Redis and the
+database must then be configured and migrated already).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+STOP_WAIT_SECONDS = 5  # SIGTERM, then SIGKILL of the group: Ctrl-C is done well within 10 s
+START_SECONDS = 5  # a process must stay up this long to count as started (else: retried with backoff)
+START_RETRIES = 1000  # backoff grows by a second per retry: about two weeks of outage before giving up
+
+
+def programs(port: int, env: dict, host: str = "127.0.0.1") -> dict[str, list[str]]:
+    """Name → command: daphne, a worker for the default and embeddings queues, one per SD.Next backend
+    (so a long scan never holds up a generation, and backends run side by side)."""
+    from lora_manager.launcher import generation_queues
+
+    manage = [sys.executable, str(BASE_DIR / "manage.py")]
+    commands = {
+        "web": [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "lora_manager.asgi:application"],
+        "worker": [*manage, "run_worker", "--no-generation"],
+    }
+    for queue in generation_queues(env):
+        commands[f"worker-{queue}"] = [*manage, "run_worker", queue]
+    return commands
+
+
+def config(commands: dict[str, list[str]], run_dir: Path) -> str:
+    """supervisord.conf: every program autorestarts, is stopped as a process group, logs to our stdout."""
+    lines = [
+        "[supervisord]",
+        "nodaemon=true",
+        "logfile=/dev/stdout",
+        "logfile_maxbytes=0",
+        "loglevel=info",
+        f"pidfile={run_dir / 'supervisord.pid'}",
+        f"directory={BASE_DIR}",
+        "",
+        "[group:lora-manager]",
+        f"programs={','.join(commands)}",
+        "",
+    ]
+    for name, command in commands.items():
+        lines += [
+            f"[program:{name}]",
+            "command=" + " ".join(shlex.quote(part).replace("%", "%%") for part in command),
+            f"directory={BASE_DIR}",
+            "autostart=true",
+            "autorestart=true",
+            f"startsecs={START_SECONDS}",
+            f"startretries={START_RETRIES}",
+            "stopsignal=TERM",
+            f"stopwaitsecs={STOP_WAIT_SECONDS}",
+            "stopasgroup=true",
+            "killasgroup=true",
+            "redirect_stderr=true",
+            "stdout_logfile=/dev/stdout",
+            "stdout_logfile_maxbytes=0",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def run(port: int, env: dict, run_dir: Path, host: str = "127.0.0.1") -> int:
+    """Run supervisord in the foreground until SIGINT/SIGTERM; returns its exit code."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    conf = run_dir / "supervisord.conf"
+    conf.write_text(config(programs(port, env, host), run_dir))
+    supervisord = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)], env=env)
+
+    def forward(signum: int, _frame: object) -> None:
+        if supervisord.poll() is None:
+            supervisord.send_signal(signal.SIGTERM)  # supervisord stops the whole group, then exits
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return supervisord.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ops.supervise")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "lora_manager.settings")
+    data_dir = Path(env.get("LORA_MANAGER_DATA_DIR", BASE_DIR / "data")).resolve()
+    return run(args.port, env, data_dir / "run", args.host)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

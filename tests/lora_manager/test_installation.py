@@ -1,0 +1,81 @@
+"""One Redis database, one installation: a second installation is refused with a clear message, and the
+channel layer's keys carry the installation's name (real Redis, real channels_redis layers)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels_redis.core import RedisChannelLayer
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import CommandError, call_command
+
+from lora_manager import env, installation
+
+
+def test_the_first_installation_claims_redis_and_a_second_one_is_refused(redis_conn, settings):
+    settings.INSTANCE = "studio"
+    assert installation.claim(redis_conn)["instance"] == "studio"
+    assert installation.claim(redis_conn)["instance"] == "studio"  # the same installation again: fine
+
+    settings.INSTANCE = "laptop"
+    with pytest.raises(installation.InstallationConflict) as refused:
+        installation.claim(redis_conn)
+    message = str(refused.value)
+    assert "'studio'" in message and "'laptop'" in message and "claim_redis --force" in message
+
+    assert installation.claim(redis_conn, force=True)["instance"] == "laptop"  # the old one is gone for good
+    settings.INSTANCE = "studio"
+    with pytest.raises(installation.InstallationConflict):
+        installation.claim(redis_conn)
+
+
+@pytest.mark.django_db
+def test_workers_and_the_web_process_refuse_to_start_on_another_installations_redis(redis_conn, settings):
+    settings.INSTANCE = "other-one"
+    installation.claim(redis_conn)
+    settings.INSTANCE = "this-one"
+    with pytest.raises(CommandError, match="already used by another LoRA Manager installation"):
+        call_command("run_worker")
+    with pytest.raises(CommandError, match="already used by another LoRA Manager installation"):
+        call_command("bootstrap")
+    with pytest.raises(CommandError, match="already used"):
+        call_command("claim_redis")
+    call_command("claim_redis", "--force")
+    assert installation.claim(redis_conn)["instance"] == "this-one"
+
+
+def test_two_installations_channel_groups_do_not_see_each_others_events(redis_conn):
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+
+    async def scenario() -> tuple[dict, bool]:
+        mine = RedisChannelLayer(hosts=config["hosts"], prefix="lora_manager:studio:")
+        theirs = RedisChannelLayer(hosts=config["hosts"], prefix="lora_manager:laptop:")
+        channel = await mine.new_channel()
+        await mine.group_add("activity", channel)
+        await theirs.group_send("activity", {"type": "activity.update", "from": "laptop"})
+        await mine.group_send("activity", {"type": "activity.update", "from": "studio"})
+        received = await asyncio.wait_for(mine.receive(channel), 5)
+        try:
+            await asyncio.wait_for(mine.receive(channel), 1)
+            leaked = True
+        except TimeoutError:
+            leaked = False
+        await mine.flush()
+        await theirs.flush()
+        return received, leaked
+
+    received, leaked = asyncio.run(scenario())
+    assert received["from"] == "studio" and not leaked
+
+
+def test_the_instance_name_defaults_to_one_derived_from_the_database():
+    sqlite = {"ENGINE": "django.db.backends.sqlite3", "NAME": "/data/a/lora_manager.sqlite3"}
+    other = {"ENGINE": "django.db.backends.sqlite3", "NAME": "/data/b/lora_manager.sqlite3"}
+    assert env.instance_name("", sqlite) == env.instance_name("", dict(sqlite))
+    assert env.instance_name("", sqlite) != env.instance_name("", other)
+    assert env.instance_name(" home ", sqlite) == "home"
+    with pytest.raises(ImproperlyConfigured, match="LORA_MANAGER_INSTANCE"):
+        env.instance_name("two words", sqlite)
+    assert settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] == f"lora_manager:{settings.INSTANCE}:"
