@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from adapters import bulk_edit, gallery, info
+from adapters import bulk_edit, gallery, info, sidecar_writing
 from adapters.forms import MAX_TRIGGER_WORD_LENGTH, MAX_TRIGGER_WORDS, SECTION_FORMS, SECTION_TITLES, section_form
 from adapters.models import USER_SOURCE, Adapter
 from adapters.sanitize import clean_html
@@ -186,6 +186,7 @@ def add_trigger_word(request: HttpRequest, pk: int) -> HttpResponse:
         adapter.trigger_words = [*(adapter.trigger_words if isinstance(adapter.trigger_words, list) else []), word]
         adapter.sources["trigger_words"] = USER_SOURCE
         adapter.save(update_fields=["trigger_words", "sources", "updated_at"])
+        sidecar_writing.after_edit(adapter.pk, ["trigger_words"])
     if not request.htmx:
         if error:
             messages.error(request, error)

@@ -13,7 +13,7 @@ from django.core.validators import MaxLengthValidator
 from django.db import transaction
 from django.urls import reverse
 
-from adapters import bulk_edit, thumbnails
+from adapters import bulk_edit, sidecar_writing, thumbnails
 from adapters.models import USER_SOURCE, Adapter, BaseModel, Tag
 from adapters.previews import PreviewError
 
@@ -43,6 +43,7 @@ class SectionForm(forms.ModelForm):
         for name in self.changed_data:
             adapter.sources[name] = USER_SOURCE
         adapter.save(update_fields=[*self.changed_data, "sources", "updated_at"])
+        sidecar_writing.after_edit(adapter.pk, self.changed_data)  # opt-in: A1111's <stem>.json sees it too
         return adapter
 
 

@@ -195,6 +195,9 @@ class AdapterFile(models.Model):
     data_offset = models.BigIntegerField(default=0)  # 0 = header unreadable, tensor hash unknown
     header_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
     sidecar_signature = models.CharField(max_length=64, blank=True)
+    # What LoRA Manager last wrote next to this file (adapters/sidecar_writing.py): {"name", "sha256",
+    # "values"}; a scan that finds a key still holding our value knows it is ours and already applied.
+    sidecar_written = models.JSONField(null=True, blank=True)  # nullable: SQLite adds it without a table rebuild
     sha256 = models.CharField(max_length=64, blank=True, db_index=True)
     tensor_sha256 = models.CharField(max_length=64, blank=True)
     hashed_size = models.BigIntegerField(null=True, blank=True)

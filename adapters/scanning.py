@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from adapters import sidecar_writing
 from adapters.models import USER_SOURCE, Adapter, AdapterFile, AdapterStatus, FileStatus, LibraryRoot, Tag
 from adapters.reading import SCANNED_FIELDS, FileRead, read_file, sidecar_signature
 from adapters.thumbnails import store_embedded_preview
@@ -122,6 +123,16 @@ def walk(root: Path, summary: ScanSummary) -> Iterator[FoundFile]:
             yield FoundFile(entry.path, directory, name[: -len(".safetensors")], stat.st_size, stat.st_mtime_ns, names)
 
 
+def _skip_own_writes(row: AdapterFile, found: FoundFile, read: FileRead) -> None:
+    """Values LoRA Manager wrote to the A1111 ``<stem>.json`` itself are not read back as news (no loop)."""
+    if not row.sidecar_written:
+        return
+    for name in sidecar_writing.already_applied(row, found.directory, found.dir_names):
+        if read.sources.get(name) == "a1111_json":
+            read.values.pop(name, None)
+            read.sources.pop(name, None)
+
+
 def _apply(adapter: Adapter, read: FileRead, size: int) -> None:
     """Copy scanned values onto an adapter, never over a value the user edited here."""
     adapter.size = size
@@ -138,7 +149,8 @@ def _apply(adapter: Adapter, read: FileRead, size: int) -> None:
     elif not read.error and not keeps_own and adapter.sources.get("preview") == "preview file":
         adapter.preview_source, adapter.preview_key = "", ""  # its preview file is gone or is not an image
         adapter.sources.pop("preview", None)
-    adapter.issues = read.issues
+    kept = [i for i in adapter.issues or [] if str(i).startswith(sidecar_writing.ISSUE_PREFIX)]  # until fixed
+    adapter.issues = [*read.issues, *kept]
     adapter.status = AdapterStatus.ERROR if read.error else AdapterStatus.OK
 
 
@@ -197,6 +209,7 @@ class _Writer:
             for found, read, signature in changed:
                 row = self.existing[found.path]
                 adapter = known[row.adapter_id]
+                _skip_own_writes(row, found, read)
                 self._refresh_row(row, found, read, signature, now)
                 _apply(adapter, read, found.size)
                 adapters_to_update[adapter.pk] = adapter

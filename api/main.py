@@ -8,6 +8,7 @@ from api import errors
 from api.auth import AUTH
 from api.routes_adapters import router as adapters_router
 from api.routes_generation import router as generation_router
+from api.routes_recipes import router as recipes_router
 from api.routes_system import router as system_router
 
 api = NinjaAPI(
@@ -24,4 +25,5 @@ api = NinjaAPI(
 errors.install(api)
 api.add_router("", adapters_router)
 api.add_router("", generation_router)
+api.add_router("", recipes_router)
 api.add_router("", system_router)

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from generation import deliveries
+from generation import deliveries, recipes
 from generation.models import (
     BackendLora,
     DeliveryTarget,
@@ -9,6 +9,8 @@ from generation.models import (
     GenerationJob,
     JobLora,
     Preset,
+    Recipe,
+    RecipeLora,
     ResultRating,
     Sweep,
 )
@@ -119,3 +121,32 @@ class SweepAdmin(admin.ModelAdmin):
     list_display = ["id", "mode", "adapter", "seed", "created_at", "finished_at"]
     list_filter = ["mode"]
     raw_id_fields = ["adapter", "requested_by"]
+
+
+class RecipeLoraInline(admin.TabularInline):
+    model = RecipeLora
+    extra = 0
+    fields = ["position", "name", "weight", "hash", "file", "adapter", "matched_by", "note"]
+    raw_id_fields = ["adapter"]
+
+
+@admin.register(Recipe)
+class RecipeAdmin(admin.ModelAdmin):
+    """Read and delete; recipes are made by importing images (generation.recipes), not typed in here."""
+
+    list_display = ["__str__", "source", "checkpoint", "owner", "private", "created_at"]
+    list_filter = ["source", "private"]
+    search_fields = ["title", "prompt", "checkpoint", "loras__name"]
+    readonly_fields = ["image", "image_sha256", "image_key", "job", "warnings", "parameters", "created_at"]
+    raw_id_fields = ["owner"]
+    inlines = [RecipeLoraInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def delete_model(self, request, obj: Recipe) -> None:
+        recipes.delete(obj)  # its image too, unless shared
+
+    def delete_queryset(self, request, queryset) -> None:
+        for recipe in queryset:
+            recipes.delete(recipe)

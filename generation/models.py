@@ -318,3 +318,75 @@ class DeliveryTarget(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class RecipeSource(models.TextChoices):
+    A1111 = "a1111", "A1111 / SD.Next"
+    COMFYUI = "comfyui", "ComfyUI"
+    CIVITAI = "civitai", "Civitai"
+    JOB = "job", "This app's result"
+
+
+class Recipe(models.Model):
+    """Generation parameters read from an image (docs/recipes.md), with the image kept and thumbnailed."""
+
+    source = models.CharField(max_length=16, choices=RecipeSource.choices)
+    title = models.CharField(max_length=255, blank=True)  # the uploaded file's name, or "Job #12, image 1"
+    prompt = models.TextField(blank=True)
+    negative = models.TextField(blank=True)
+    steps = models.PositiveIntegerField(null=True, blank=True)
+    sampler = models.CharField(max_length=100, blank=True)
+    cfg_scale = models.FloatField(null=True, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    checkpoint = models.CharField(max_length=255, blank=True)
+    checkpoint_hash = models.CharField(max_length=64, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)  # every other key the image carried
+    warnings = models.JSONField(default=list, blank=True)  # what could not be read, ambiguous matches
+    image = models.CharField(max_length=500, blank=True)  # the original, relative to MEDIA_ROOT
+    image_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    image_key = models.CharField(max_length=64, blank=True)  # thumbnail key (adapters/thumbnails.py)
+    job = models.ForeignKey(GenerationJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="recipes")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    private = models.BooleanField(default=False)  # made from a private result: its owner (and admins) only
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["private", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.title or f"recipe #{self.pk}"
+
+    def visible_to(self, user) -> bool:
+        return not self.private or user.is_staff or (user.pk is not None and user.pk == self.owner_id)
+
+
+class RecipeLora(models.Model):
+    """One LoRA of a recipe and how it was found in the catalog (``matched_by`` empty = missing)."""
+
+    class MatchedBy(models.TextChoices):
+        AUTOV3 = "autov3", "AutoV3 (tensor hash)"
+        AUTOV2 = "autov2", "AutoV2 (short file hash)"
+        SHA256 = "sha256", "SHA256"
+        FILE = "file", "File name"
+        NAME = "name", "Name or alias"
+
+    recipe = models.ForeignKey(Recipe, on_delete=models.CASCADE, related_name="loras")
+    position = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=255)
+    weight = models.FloatField(null=True, blank=True)
+    hash = models.CharField(max_length=64, blank=True)
+    file = models.CharField(max_length=1000, blank=True)
+    adapter = models.ForeignKey(
+        "adapters.Adapter", null=True, blank=True, on_delete=models.SET_NULL, related_name="recipe_uses"
+    )
+    matched_by = models.CharField(max_length=8, choices=MatchedBy.choices, blank=True)
+    note = models.CharField(max_length=500, blank=True)  # e.g. "hash 36ea8a matches 2 LoRAs: ..."
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name

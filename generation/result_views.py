@@ -42,6 +42,7 @@ def results_context(request: HttpRequest, job: GenerationJob, message: str = "")
         "can_pin": request.user.has_perm(CHANGE),
         "can_delete": request.user.has_perm(DELETE),
         "can_set_preview": request.user.has_perm("adapters.change_adapter"),
+        "can_save_recipe": request.user.has_perm("generation.add_recipe"),
         "results_message": message,
     }
 

@@ -35,7 +35,7 @@ def absolute(relative: str) -> Path:
     return path
 
 
-def _write(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".part")
     temporary.write_bytes(data)
@@ -56,7 +56,7 @@ def store_images(
         fmt = image_format(data) or "JPEG"
         name = f"{index + 1:02d}"
         original = f"{folder}/{name}.{EXTENSIONS.get(fmt, 'bin')}"
-        _write(absolute(original), data)
+        write_atomically(absolute(original), data)
         width = height = 0
         thumbnail = ""
         try:
@@ -66,7 +66,7 @@ def store_images(
                 buffer = io.BytesIO()
                 image.convert("RGB").save(buffer, "WEBP", quality=80)
             thumbnail = f"{folder}/{name}.thumb.webp"
-            _write(absolute(thumbnail), buffer.getvalue())
+            write_atomically(absolute(thumbnail), buffer.getvalue())
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
             warnings.append(f"Image {index + 1} could not be read for a thumbnail ({exc}); the original is kept.")
         rows.append(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from generation import job_views, result_views, sweep_views, views
+from generation import job_views, recipe_views, result_views, sweep_views, views
 
 app_name = "generation"
 
@@ -36,4 +36,12 @@ urlpatterns = [
     path("sweeps/<int:pk>/", sweep_views.sweep, name="sweep"),
     path("sweeps/<int:pk>/panel/", sweep_views.sweep_panel, name="sweep_panel"),
     path("sweeps/<int:pk>/grid.png", sweep_views.grid, name="sweep_grid"),
+    path("recipes/", recipe_views.recipe_list, name="recipes"),
+    path("recipes/import/", recipe_views.import_images, name="import_recipes"),
+    path("recipes/<int:pk>/", recipe_views.recipe_detail, name="recipe"),
+    path("recipes/<int:pk>/image/<str:size>", recipe_views.recipe_image, name="recipe_image"),
+    path("recipes/<int:pk>/delete/", recipe_views.delete_recipe, name="delete_recipe"),
+    path("recipes/<int:pk>/generate/", recipe_views.generate_again, name="generate_recipe"),
+    path("recipes/<int:pk>/rematch/", recipe_views.rematch, name="rematch_recipe"),
+    path("images/<int:image_id>/save-recipe/", recipe_views.save_job_image, name="save_recipe"),
 ]

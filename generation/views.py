@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from adapters.models import Adapter
-from generation import backends, composer, deliveries, forms, lora_names, pages, submitting
+from generation import backends, composer, deliveries, forms, lora_names, pages, recipes, submitting
 from generation.models import DeliveryTarget, GenerationJob, Preset
 from generation.sdnext import SDNextError
 
@@ -31,6 +31,13 @@ def _initial(request: HttpRequest) -> tuple[composer.Composition, list[str]]:
         else:
             composition = composer.Composition.from_dict(job.composition)
             notes.append(f"Loaded from job #{job.pk}.")
+    elif (recipe_id := request.GET.get("recipe", "")).isdigit():
+        recipe = recipes.visible(request.user).filter(pk=int(recipe_id)).first()
+        if recipe is None:
+            notes.append(f"Recipe #{recipe_id} no longer exists.")
+        else:
+            composition, recipe_notes = recipes.composition_for(recipe, backends.server_info(composition.backend))
+            notes += [f"Loaded from recipe “{recipe}”.", *recipe_notes]
     elif (preset_id := request.GET.get("preset", "")).isdigit():
         preset = Preset.objects.filter(pk=int(preset_id)).first()
         if preset is None:

@@ -68,6 +68,25 @@ def env_int(
     return number
 
 
+SIDECAR_FORMATS = ("a1111",)
+_OFF = {"", "0", "off", "false", "no", "none"}
+
+
+def env_sidecar_writes(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """Which sidecar format edits are written back to: "" (off, the default) or "a1111" (<stem>.json)."""
+    value = raw(name, environ)
+    if value is None or value.strip().lower() in _OFF:
+        return ""
+    lowered = value.strip().lower()
+    if lowered in SIDECAR_FORMATS:
+        return lowered
+    raise ImproperlyConfigured(
+        f"{PREFIX}{name}={value!r} is not a sidecar format this app writes: use "
+        + " or ".join(SIDECAR_FORMATS)
+        + ", or off."
+    )
+
+
 def env_list(name: str, default: list[str], environ: Mapping[str, str] | None = None, sep: str = ",") -> list[str]:
     value = raw(name, environ)
     if value is None:

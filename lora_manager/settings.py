@@ -158,6 +158,8 @@ WHITENOISE_USE_FINDERS = DEBUG
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 MAX_PREVIEW_UPLOAD_BYTES = env.env_int("MAX_PREVIEW_UPLOAD_MB", 20, minimum=1, maximum=1024) * 1024 * 1024
+# Write curated values back to the sidecars other tools read (docs/recipes.md, "Write-back"): "" = off.
+WRITE_SIDECARS = env.env_sidecar_writes("WRITE_SIDECARS")
 
 # Security headers. HTTPS-only settings switch on with LORA_MANAGER_HTTPS=true behind a TLS proxy.
 HTTPS = env.env_bool("HTTPS", False)

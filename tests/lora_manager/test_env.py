@@ -148,3 +148,17 @@ def test_sdnext_backends_default_first_then_named_ones():
     assert only_named == {"default": {"URL": "http://x:1", "USER": "", "PASSWORD": ""}}
     with pytest.raises(ImproperlyConfigured, match="keep only one"):
         env.sdnext_backends("http://main:7860", "", "", {"LORA_MANAGER_SDNEXT_BACKENDS": "default=http://x:1"})
+
+
+def test_sidecar_writes_are_off_by_default_and_strict():
+    name = "LORA_MANAGER_WRITE_SIDECARS"
+    assert env.env_sidecar_writes("WRITE_SIDECARS", {}) == ""
+    for off in ("", "off", "0", "false", "None", " no "):
+        assert env.env_sidecar_writes("WRITE_SIDECARS", {name: off}) == ""
+    assert env.env_sidecar_writes("WRITE_SIDECARS", {name: " A1111 "}) == "a1111"
+    with pytest.raises(ImproperlyConfigured, match=r"LORA_MANAGER_WRITE_SIDECARS='sdnext'.*use a1111, or off"):
+        env.env_sidecar_writes("WRITE_SIDECARS", {name: "sdnext"})
+
+
+def test_sidecar_writes_setting_is_off_unless_asked(settings):
+    assert settings.WRITE_SIDECARS == ""
