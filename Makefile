@@ -6,7 +6,7 @@ PORT ?= 8000
 SDNEXT_PORT ?= 7861
 BENCH ?=
 
-.PHONY: run test demo bench lint format install install-dev clean fuzz
+.PHONY: run test demo bench lint format install install-dev clean fuzz manage
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ install-dev: $(VENV)/.installed-dev
 
 run: install
 	$(PY) -m lora_manager.launcher run --port $(PORT)
+
+# A manage.py command on the same database and Redis as `make run`: make manage CMD="scan_library /path"
+CMD ?= help
+manage: install
+	$(PY) -m lora_manager.launcher manage $(CMD)
 
 # The whole flow without a GPU: an SD.Next STAND-IN (tests/standins/sdnext.py) plus `make run` pointed at it.
 demo: install-dev

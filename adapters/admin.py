@@ -12,8 +12,18 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from adapters import bulk_edit, display, scan_runs
-from adapters.models import Adapter, AdapterFile, BaseModel, LibraryRoot, ScanRun, Tag
+from adapters import bulk_edit, civitai_runs, display, scan_runs
+from adapters.models import (
+    Adapter,
+    AdapterFile,
+    BaseModel,
+    CivitaiImage,
+    CivitaiRecord,
+    CivitaiRun,
+    LibraryRoot,
+    ScanRun,
+    Tag,
+)
 from archive.admin import export_selected, has_export_permission
 
 
@@ -127,6 +137,7 @@ class AdapterAdmin(admin.ModelAdmin):
         "mark_favorite",
         "rescan",
         "rehash",
+        "lookup_on_civitai",
         "remove_from_catalog",
         export_selected,
     ]
@@ -235,6 +246,21 @@ class AdapterAdmin(admin.ModelAdmin):
         run = scan_runs.start_scan(user=request.user)
         self.message_user(request, f"{count} file(s) will be re-hashed by scan #{run.pk}.", messages.SUCCESS)
 
+    @admin.action(description="Look up selected on Civitai (by hash)", permissions=["change"])
+    def lookup_on_civitai(self, request, queryset):
+        ids = self._ids(queryset)
+        try:
+            run = civitai_runs.start_run(CivitaiRun.Mode.SELECTED, ids, user=request.user)
+        except ValueError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        if run.adapter_ids != ids:
+            self.message_user(
+                request, f"Civitai lookup #{run.pk} is already running; try again later.", messages.WARNING
+            )
+            return
+        self.message_user(request, f"Civitai lookup #{run.pk} queued for {len(ids)} adapter(s).", messages.SUCCESS)
+
     @admin.action(description="Remove selected from the catalog (files stay on disk)", permissions=["delete"])
     def remove_from_catalog(self, request, queryset):
         self._done(request, bulk_edit.remove_from_catalog(self._ids(queryset), by=request.user), "removed")
@@ -290,3 +316,34 @@ class ScanRunAdmin(admin.ModelAdmin):
     list_display = ("pk", "status", "created_at", "found", "added", "updated", "relinked", "missing", "errors")
     list_filter = ("status",)
     readonly_fields = [f.name for f in ScanRun._meta.fields]
+
+
+@admin.register(CivitaiRun)
+class CivitaiRunAdmin(admin.ModelAdmin):
+    list_display = ("pk", "status", "mode", "created_at", "total", "found", "not_found", "updates", "failed")
+    list_filter = ("status", "mode")
+    readonly_fields = [f.name for f in CivitaiRun._meta.fields]
+    actions = ["cancel"]
+
+    @admin.action(description="Cancel selected lookups", permissions=["change"])
+    def cancel(self, request, queryset):
+        for run in queryset:
+            civitai_runs.request_cancel(run)
+        self.message_user(request, "Cancel requested.", messages.SUCCESS)
+
+
+class CivitaiImageInline(admin.TabularInline):
+    model = CivitaiImage
+    fk_name = "adapter"
+    extra = 0
+    can_delete = False
+    fields = ("position", "url", "kind", "nsfw_level", "meta")
+    readonly_fields = fields
+
+
+@admin.register(CivitaiRecord)
+class CivitaiRecordAdmin(admin.ModelAdmin):
+    list_display = ("adapter", "found", "model_name", "version_name", "base_model", "update_version_name", "checked_at")
+    list_filter = ("found",)
+    search_fields = ("adapter__name", "model_name")
+    readonly_fields = [f.name for f in CivitaiRecord._meta.fields]

@@ -96,6 +96,17 @@ _SQLITE_TRIGGERS = {
     "adapters_derived_root_change": f"AFTER UPDATE OF path ON adapters_libraryroot BEGIN {_SQLITE_BUMP} END",
     "adapters_derived_root_delete": f"AFTER DELETE ON adapters_libraryroot BEGIN {_SQLITE_BUMP} END",
 }
+# "update available" (Civitai) is a gallery filter with a count. Its table arrives in a later migration than
+# the one that first installs these, so they are added once it exists (``install`` runs after every migrate).
+CIVITAI_TABLE = "adapters_civitairecord"
+_SQLITE_CIVITAI_TRIGGERS = {
+    "adapters_derived_civitai_insert": f"AFTER INSERT ON {CIVITAI_TABLE} BEGIN {_SQLITE_BUMP} END",
+    "adapters_derived_civitai_update": (
+        f"AFTER UPDATE OF update_version_id ON {CIVITAI_TABLE} "
+        f"WHEN old.update_version_id IS NOT new.update_version_id BEGIN {_SQLITE_BUMP} END"
+    ),
+    "adapters_derived_civitai_delete": f"AFTER DELETE ON {CIVITAI_TABLE} BEGIN {_SQLITE_BUMP} END",
+}
 
 
 def _install_sqlite(cursor) -> None:
@@ -106,7 +117,8 @@ def _install_sqlite(cursor) -> None:
     cursor.execute("INSERT OR IGNORE INTO adapters_catalog_version (id, token) VALUES (1, random())")
     from adapters.search import sqlite_triggers
 
-    if sqlite_triggers(cursor, _SQLITE_TRIGGERS):
+    triggers = {**_SQLITE_TRIGGERS, **(_SQLITE_CIVITAI_TRIGGERS if _has_civitai_table(cursor) else {})}
+    if sqlite_triggers(cursor, triggers):
         _rebuild(cursor)
 
 
@@ -212,6 +224,19 @@ _PG_TRIGGERS = {  # name -> (table, is constraint trigger, definition)
 }
 
 
+_PG_CIVITAI_TRIGGERS = {
+    "adapters_version_civitai": (
+        CIVITAI_TABLE,
+        True,
+        f"AFTER INSERT OR UPDATE OR DELETE ON {CIVITAI_TABLE} {_DEFERRED}",
+    ),
+}
+
+
+def _has_civitai_table(cursor) -> bool:
+    return CIVITAI_TABLE in cursor.db.introspection.table_names(cursor)
+
+
 def _install_postgresql(cursor) -> None:
     cursor.execute("CREATE TABLE IF NOT EXISTS adapters_duplicate (adapter_id bigint PRIMARY KEY)")
     cursor.execute(
@@ -226,7 +251,8 @@ def _install_postgresql(cursor) -> None:
         "BEGIN TRUNCATE adapters_duplicate; RETURN NULL; END $$"
     )
     missing = False
-    for name, (table, constraint, body) in _PG_TRIGGERS.items():
+    triggers = {**_PG_TRIGGERS, **(_PG_CIVITAI_TRIGGERS if _has_civitai_table(cursor) else {})}
+    for name, (table, constraint, body) in triggers.items():
         cursor.execute(
             "SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = %s::regclass AND NOT tgisinternal", [name, table]
         )
@@ -267,12 +293,13 @@ def uninstall(conn=None) -> None:
     conn = conn or connection
     with conn.cursor() as cursor:
         if conn.vendor == "postgresql":
-            for name, (table, _, _) in _PG_TRIGGERS.items():
-                cursor.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+            for name, (table, _, _) in {**_PG_TRIGGERS, **_PG_CIVITAI_TRIGGERS}.items():
+                if table != CIVITAI_TABLE or _has_civitai_table(cursor):
+                    cursor.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
             for name in _PG_INDEXES:
                 cursor.execute(f"DROP INDEX IF EXISTS {name}")
         elif conn.vendor == "sqlite":
-            for name in _SQLITE_TRIGGERS:
+            for name in {**_SQLITE_TRIGGERS, **_SQLITE_CIVITAI_TRIGGERS}:
                 cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
         for name in _INDEXES:
             cursor.execute(f"DROP INDEX IF EXISTS {name}")

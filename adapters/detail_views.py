@@ -18,9 +18,9 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from adapters import bulk_edit, gallery, info, sidecar_writing
+from adapters import bulk_edit, civitai_lookup, gallery, info, sidecar_writing
 from adapters.forms import MAX_TRIGGER_WORD_LENGTH, MAX_TRIGGER_WORDS, SECTION_FORMS, SECTION_TITLES, section_form
-from adapters.models import USER_SOURCE, Adapter
+from adapters.models import USER_SOURCE, Adapter, CivitaiRecord
 from adapters.sanitize import clean_html
 
 MAX_TRAINING_TAGS_SHOWN = 300
@@ -86,6 +86,9 @@ def detail_context(adapter: Adapter, editing: str = "", form=None) -> dict:
         "sections": sections,
         "image": _section_context(adapter, "image", form if editing == "image" else None),
         "sources": sorted(adapter.sources.items()),
+        "civitai": CivitaiRecord.objects.filter(adapter_id=adapter.pk).first(),
+        "civitai_images": civitai_lookup.example_images(adapter.pk),
+        "civitai_enabled": civitai_lookup.enabled(),
     }
 
 
@@ -159,6 +162,7 @@ def toggle(request: HttpRequest, pk: int, field: str) -> HttpResponse:
     target = request.htmx.target if request.htmx else ""
     if target and target.endswith(("-card", "-row")):
         adapter = gallery.with_urls(Adapter.objects.prefetch_related("tags").get(pk=pk))
+        civitai_lookup.annotate_cards([adapter], request.user)
         template = "adapters/_card.html" if target.endswith("-card") else "adapters/_row.html"
         return render(request, template, {"a": adapter})
     if request.htmx:

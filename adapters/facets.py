@@ -28,6 +28,7 @@ from adapters import derived
 CUBE_DIMS = ("base", "type", "active", "favorite", "status")
 COLUMNS = ("base_model", "network_type", "active", "favorite", "status", "has_issues")
 TAG_FACET_LIMIT = 30
+UPDATES_SQL = "FROM adapters_civitairecord WHERE update_version_id IS NOT NULL"  # "update available"
 _SELECT_COMBO = ", ".join(f"a.{c}" for c in COLUMNS)
 
 Combo = tuple  # (base_model, network_type, active, favorite, status, has_issues)
@@ -47,6 +48,7 @@ class Columns:
     root_idx: np.ndarray  # index into ``root_ids``
     root_ids: np.ndarray
     duplicate: np.ndarray  # per adapter: bool
+    update: np.ndarray  # per adapter: bool, a newer version is on Civitai
     folder_pos: np.ndarray  # per file: position of its adapter in ``ids``
     folder_idx: np.ndarray  # per file: index into ``folders``
     folders: list[tuple[int, str]]  # (root id, folder relative to the root, "" for the root itself)
@@ -74,6 +76,7 @@ class Counts:
     tags: Counter  # tag id -> count
     roots: Counter  # root id -> count
     duplicates: int
+    updates: int = 0  # with a newer version on Civitai
     folders: Counter = field(default_factory=Counter)  # (root id, relative folder) -> adapters directly in it
     columns: Columns | None = field(default=None, repr=False)  # what the counts were made from
     positions: np.ndarray | None = field(default=None, repr=False)  # of the matches in ``columns``; None: all
@@ -171,10 +174,13 @@ def _load_columns() -> Columns:
     duplicate = np.zeros(len(ids), dtype=bool)
     pos = _positions(ids, _id_list(_rows(f"SELECT {_concat('adapter_id')} FROM adapters_duplicate")[0][0]))
     duplicate[pos[pos >= 0]] = True
+    update = np.zeros(len(ids), dtype=bool)
+    pos = _positions(ids, _id_list(_rows(f"SELECT {_concat('adapter_id')} {UPDATES_SQL}")[0][0]))
+    update[pos[pos >= 0]] = True
     folder_pos, folder_idx, folders = _folder_columns(ids)
     return Columns(
         ids, combo, combos, link_pos, link_tag, tag_ids, root_pos, root_idx, root_ids, duplicate,
-        folder_pos, folder_idx, folders,
+        update, folder_pos, folder_idx, folders,
     )  # fmt: skip
 
 
@@ -360,6 +366,8 @@ def side_sql(query, tag_ids: list[int] | None, with_folder: bool = True) -> tupl
     if folder is not None:
         parts.append(folder[0])
         params += folder[1]
+    if query.update:
+        parts.append(f"SELECT adapter_id {UPDATES_SQL}")
     if query.unused:
         # Served by the (last_used_at, id) index: never reads a wide adapter row.
         sql = "SELECT id FROM adapters_adapter WHERE last_used_at IS NULL"
@@ -419,6 +427,7 @@ def _count(cols: Columns, query, matched: np.ndarray | None) -> Counts:
         roots=Counter(dict(zip(cols.root_ids.tolist(), root_counts.tolist(), strict=True))),
         duplicates=int(np.count_nonzero(final & cols.duplicate)),
         folders=Counter({cols.folders[i]: n for i, n in enumerate(folder_counts.tolist()) if n}),
+        updates=int(np.count_nonzero(final & cols.update)),
         columns=cols,
         positions=None if not filtered and combo_ok.all() else np.flatnonzero(final).astype(np.int32),
     )

@@ -287,6 +287,7 @@ class BulkForm(forms.Form):
         "add_tags": "Add tags",
         "remove_tags": "Remove tags",
         "set_base_model": "Set base model",
+        "civitai": "Look up on Civitai",
         "remove": "Remove from catalog",
     }
     action = forms.ChoiceField(choices=list(ACTIONS.items()), error_messages={"invalid_choice": "Unknown action."})

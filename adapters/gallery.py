@@ -91,6 +91,7 @@ class GalleryQuery:
     roots: list[int] = field(default_factory=list)
     folder: tuple[int, str] | None = None  # (library root id, folder relative to it; "" = the whole root)
     duplicates: bool = False
+    update: bool = False  # a newer version is on Civitai
     unused: str = ""  # "never" (never generated with) or a number of days without use (never used included)
     sort: str = DEFAULT_SORT
     page: int = 1
@@ -110,6 +111,7 @@ class GalleryQuery:
             "root": [str(r) for r in self.roots],
             "folder": "" if self.folder is None else f"{self.folder[0]}:{self.folder[1]}",
             "dup": "1" if self.duplicates else "",
+            "update": "1" if self.update else "",
             "unused": self.unused,
             "sort": "" if self.sort == DEFAULT_SORT else self.sort,
             "page": "",
@@ -210,6 +212,10 @@ def parse(params: QueryDict) -> GalleryQuery:
     query.duplicates = dup == "1"
     if dup not in ("", "0", "1"):
         notices.append(f"The duplicates filter takes 1, not “{dup[:40]}”; ignored.")
+    update = params.get("update", "")
+    query.update = update == "1"
+    if update not in ("", "0", "1"):
+        notices.append(f"The update-available filter takes 1, not “{update[:40]}”; ignored.")
     unused = params.get("unused", "")
     if unused == "never" or (unused.isdigit() and 1 <= int(unused) <= MAX_UNUSED_DAYS):
         query.unused = unused if unused == "never" else str(int(unused))
@@ -261,6 +267,7 @@ class Facets:
     tags: list[tuple[int, str, int]]  # (tag id, name, count)
     roots: list[tuple[int, str, int]]
     duplicates: int
+    updates: int
     folder_tree: list[dict] = field(default_factory=list)  # see folder_tree()
 
 
@@ -295,6 +302,7 @@ def labelled(query: GalleryQuery, raw: facets.Counts) -> Facets:
         tags=tags,
         roots=[(pk, path, raw.roots[pk]) for pk, path in roots] if len(roots) > 1 or query.roots else [],
         duplicates=raw.duplicates,
+        updates=raw.updates,
         folder_tree=folder_tree(query, raw.folders),
     )
 

@@ -6,6 +6,7 @@ import os
 
 from django.db.models import Q
 
+from adapters.civitai_lookup import record_info
 from adapters.models import Adapter, AdapterFile, FileStatus
 
 
@@ -51,7 +52,13 @@ def adapter_info(adapter: Adapter) -> dict:
         "status": adapter.status,
         "issues": adapter.issues,
         "sources": adapter.sources,
+        **_civitai(adapter.pk),
     }
+
+
+def _civitai(adapter_id: int) -> dict:
+    info = record_info(adapter_id)
+    return {"civitai_update": info["civitai_update"], "civitai_checked_at": info["civitai_checked_at"]}
 
 
 def find_adapter(path_or_hash: str) -> Adapter | None:

@@ -311,3 +311,139 @@ class BulkAction(models.Model):
 
     def __str__(self) -> str:
         return self.summary
+
+
+class NsfwLevel(models.IntegerChoices):
+    """Civitai's NSFW levels (bit flags on versions; one of them on an image)."""
+
+    PG = 1, "PG"
+    PG13 = 2, "PG-13"
+    R = 4, "R"
+    X = 8, "X"
+    XXX = 16, "XXX"
+
+
+class CivitaiRecord(models.Model):
+    """What Civitai said about one adapter the last time it was asked by hash; ``found`` False = "not on Civitai".
+
+    Values that the catalog shows (base model, trigger words, tags, description, preview) are also copied
+    onto the adapter with source "civitai" (``adapters.civitai_lookup``); this row keeps Civitai's own view.
+    """
+
+    adapter = models.OneToOneField(Adapter, on_delete=models.CASCADE, primary_key=True, related_name="civitai")
+    checked_at = models.DateTimeField(db_index=True)
+    found = models.BooleanField(default=False)
+    matched_by = models.CharField(max_length=16, blank=True)  # sha256, autov2 or autov3
+    model_id = models.PositiveBigIntegerField(null=True, blank=True)
+    version_id = models.PositiveBigIntegerField(null=True, blank=True)
+    model_name = models.CharField(max_length=255, blank=True)
+    version_name = models.CharField(max_length=255, blank=True)
+    base_model = models.CharField(max_length=100, blank=True)
+    trained_words = models.JSONField(default=list, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    nsfw_level = models.PositiveSmallIntegerField(default=0)  # the version's bit flags
+    preview_url = models.URLField(max_length=1000, blank=True)
+    preview_nsfw_level = models.PositiveSmallIntegerField(default=0)  # of the image shown on cards
+    update_version_id = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
+    update_version_name = models.CharField(max_length=255, blank=True)
+    message = models.TextField(blank=True)  # the last lookup's problem, if it had one
+
+    def __str__(self) -> str:
+        return f"Civitai record of adapter {self.adapter_id}"
+
+    @property
+    def nsfw_labels(self) -> str:
+        """The version's NSFW bit flags in words, e.g. "PG, R"."""
+        return ", ".join(level.label for level in NsfwLevel if self.nsfw_level & level) or "unrated"
+
+    @property
+    def page_url(self) -> str:
+        if not self.model_id:
+            return ""
+        query = f"?modelVersionId={self.version_id}" if self.version_id else ""
+        return f"https://civitai.com/models/{self.model_id}{query}"
+
+
+class CivitaiImage(models.Model):
+    """One example image of the adapter's Civitai version, with its generation parameters (``meta``) kept raw."""
+
+    adapter = models.ForeignKey(Adapter, on_delete=models.CASCADE, related_name="civitai_images")
+    position = models.PositiveSmallIntegerField(default=0)
+    url = models.URLField(max_length=1000)
+    kind = models.CharField(max_length=16, default="image")  # "image" or "video"
+    nsfw_level = models.PositiveSmallIntegerField(default=0)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    meta = models.JSONField(null=True, blank=True)  # prompt, negativePrompt, seed, steps, sampler, cfgScale, ...
+
+    class Meta:
+        ordering = ["adapter", "position"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class CivitaiRun(models.Model):
+    """A Civitai lookup over some adapters, tracked like a scan (kept small and ScanRun-shaped on purpose)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class Mode(models.TextChoices):
+        DUE = "due", "Never checked, found before, or not found over 30 days ago"
+        MISSING = "missing", "Only adapters never checked"
+        ALL = "all", "Every hashed adapter"
+        SELECTED = "selected", "The chosen adapters"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.DUE)
+    adapter_ids = models.JSONField(default=list, blank=True)  # for mode "selected"
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    phase = models.CharField(max_length=32, blank=True)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    found = models.PositiveIntegerField(default=0)
+    not_found = models.PositiveIntegerField(default=0)
+    updates = models.PositiveIntegerField(default=0)  # found with a newer version on Civitai
+    failed = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)  # not hashed yet
+    requests = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    message = models.TextField(blank=True)
+    issues = models.JSONField(default=list, blank=True)  # [{"adapter_id", "name", "message"}], capped
+    rq_job_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Civitai lookup #{self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else (100 if not self.is_active else 0)
+
+    def summary(self) -> dict:
+        keys = ("total", "found", "not_found", "updates", "failed", "skipped", "requests")
+        return {"id": self.pk, "status": self.status, **{key: getattr(self, key) for key in keys}}
+
+
+class ViewerPreference(models.Model):
+    """A person's display choices. Previews rated above ``nsfw_blur_above`` are blurred on cards until clicked."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="viewer_preference")
+    nsfw_blur_above = models.PositiveSmallIntegerField(default=NsfwLevel.PG13)  # 16 = never blur
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user}"

@@ -6,6 +6,7 @@ every scan leaves the same record (counts, issues, timings) whoever started it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -13,11 +14,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from adapters import identity, scanning, thumbnails
+from adapters import civitai_runs, identity, scanning, thumbnails
 from adapters.models import AdapterFile, ScanRun
 from lora_manager import jobs, realtime
 from recommendations.embedding_runs import request_embedding_safely
 
+log = logging.getLogger(__name__)
 SCAN_GROUP = "scan.{pk}"
 SETTLE_SECONDS = 5.0
 
@@ -94,7 +96,16 @@ def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, s
     run.save()
     reporter.notify()
     request_embedding_safely("scan")  # recommendations: embed what the scan changed
+    _civitai_after_scan()
     return run
+
+
+def _civitai_after_scan() -> None:
+    """LORA_MANAGER_CIVITAI_AUTO: queue a lookup of the adapters never checked; a failure never fails the scan."""
+    try:
+        civitai_runs.after_scan()
+    except Exception as exc:  # noqa: BLE001 - the scan itself succeeded
+        log.warning("could not start the Civitai lookup after the scan: %s", exc)
 
 
 def reconcile_stale_runs() -> int:

@@ -8,8 +8,8 @@ from datetime import timedelta
 import django_rq
 from django.conf import settings
 
-from adapters import identity, scan_runs
-from adapters.models import ScanRun
+from adapters import civitai_runs, identity, scan_runs
+from adapters.models import CivitaiRun, ScanRun
 from lora_manager.jobs import tracked
 
 PERIODIC_RESCAN_PREFIX = "periodic-rescan-"
@@ -22,6 +22,11 @@ def scan_job(run_id: int) -> dict:
         delay = timedelta(seconds=scan_runs.SETTLE_SECONDS * 2)
         django_rq.get_queue("default").enqueue_in(delay, hash_job)
     return run.summary()
+
+
+@tracked
+def civitai_job(run_id: int) -> dict:
+    return civitai_runs.execute(CivitaiRun.objects.get(pk=run_id)).summary()
 
 
 @tracked

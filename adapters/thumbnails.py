@@ -15,6 +15,7 @@ from adapters.models import Adapter
 from adapters.previews import PreviewError, make_thumbnails, thumbnails_from_file
 
 SIZES = {"card": 384, "large": 1024}
+HELD_SOURCES = ("embedded", "upload", "civitai")  # previews whose bytes we held once: no file to re-read
 
 
 def thumbnail_path(key: str, size: str) -> Path:
@@ -39,7 +40,7 @@ def ensure_thumbnails(adapter: Adapter) -> str:
     if adapter.preview_key and thumbnail_path(adapter.preview_key, "card").is_file():
         return adapter.preview_key
     source = adapter.preview_source
-    if not source or source in ("embedded", "upload"):
+    if not source or source in HELD_SOURCES:
         return adapter.preview_key if adapter.preview_key and source else ""
     try:
         thumbs = thumbnails_from_file(Path(source), Path(settings.THUMBNAIL_DIR))
@@ -70,7 +71,7 @@ def store_embedded_preview(adapter: Adapter, data: bytes) -> None:
 def make_missing_thumbnails(limit: int | None = None) -> int:
     """Background pass after a scan, so the gallery's first view does not pay for decoding."""
     made = 0
-    pending = Adapter.objects.filter(preview_key="").exclude(preview_source__in=["", "embedded", "upload"])
+    pending = Adapter.objects.filter(preview_key="").exclude(preview_source__in=["", *HELD_SOURCES])
     for adapter in pending.only("pk", "preview_source", "preview_key", "issues")[:limit]:
         if ensure_thumbnails(adapter):
             made += 1

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from adapters import detail_views, problem_views, tag_views, views
+from adapters import civitai_views, detail_views, problem_views, tag_views, views
 
 app_name = "adapters"
 
@@ -11,6 +11,11 @@ urlpatterns = [
     path("problems/", problem_views.problems, name="problems"),
     path("bulk/", views.bulk, name="bulk"),
     path("bulk/<int:pk>/undo/", views.undo, name="undo"),
+    path("civitai/", civitai_views.start, name="civitai_start"),
+    path("civitai/<int:pk>/", civitai_views.status, name="civitai_status"),
+    path("civitai/<int:pk>/cancel/", civitai_views.cancel, name="civitai_cancel"),
+    path("preferences/nsfw/", civitai_views.nsfw_preference, name="nsfw_preference"),
+    path("<int:pk>/civitai/", civitai_views.lookup_adapter, name="civitai_adapter"),
     path("tags/", tag_views.tags, name="tags"),
     path("tags/suggest/", tag_views.suggest, name="tag_suggest"),
     path("tags/merge/", tag_views.merge, name="tag_merge"),

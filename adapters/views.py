@@ -12,9 +12,9 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from adapters import bulk_edit, gallery, scan_runs, thumbnails
+from adapters import bulk_edit, civitai_lookup, civitai_runs, civitai_views, gallery, scan_runs, thumbnails
 from adapters.forms import BulkForm
-from adapters.models import Adapter, BaseModel, BulkAction, ScanRun
+from adapters.models import Adapter, BaseModel, BulkAction, CivitaiRun, ScanRun
 
 VIEW_COOKIE = "gallery_view"
 VIEWS = ("grid", "list")
@@ -31,6 +31,7 @@ def _view_mode(request: HttpRequest) -> tuple[str, bool]:
 
 def gallery_context(request: HttpRequest, query: gallery.GalleryQuery, view: str) -> dict:
     results = gallery.results(query)
+    civitai_lookup.annotate_cards(results.page.object_list, request.user)
     querystring = query.querystring()
     return {
         "results": results,
@@ -44,6 +45,7 @@ def gallery_context(request: HttpRequest, query: gallery.GalleryQuery, view: str
         "page_range": results.page.paginator.get_elided_page_range(results.page.number, on_each_side=2, on_ends=1),
         "base_choices": BaseModel.choices,
         "bulk_actions": BulkForm.ACTIONS,
+        "civitai_enabled": civitai_lookup.enabled(),
     }
 
 
@@ -62,6 +64,10 @@ def library(request: HttpRequest) -> HttpResponse:
             response["HX-Push-Url"] = reverse("adapters:library") + (f"?{canonical}" if canonical else "")
     else:
         context.update(undo=bulk_edit.latest_undoable(request.user))
+        context.update(
+            civitai_run=CivitaiRun.objects.first(), nsfw_blur_above=civitai_lookup.blur_threshold(request.user)
+        )
+        context["nsfw_choices"] = civitai_views.NSFW_CHOICES
         response = render(request, "adapters/library.html", context)
     if chosen:
         response.set_cookie(
@@ -105,6 +111,12 @@ def _run_bulk(action: str, ids: list[int], data: dict, user) -> str:
     if action == "set_base_model":
         count = bulk_edit.set_base_model(ids, data["base_model"], by=user)
         return f"{count} adapter{'s' * (count != 1)} set to base model {data['base_model']}."
+    if action == "civitai":
+        run = civitai_runs.start_run(CivitaiRun.Mode.SELECTED, ids, user=user)
+        if run.adapter_ids != ids:
+            return f"Civitai lookup #{run.pk} is already running; start this one when it has finished."
+        plural = "s" * (len(ids) != 1)
+        return f"Civitai lookup #{run.pk} started for {len(ids)} adapter{plural}: progress under Civitai above."
     count = bulk_edit.remove_from_catalog(ids, by=user)
     final = "" if len(ids) <= bulk_edit.MAX_UNDOABLE_REMOVAL else " This removal was too large to undo."
     return f"{count} adapter{'s' * (count != 1)} removed from the catalog (files stay on disk).{final}"

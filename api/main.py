@@ -7,6 +7,7 @@ from ninja import NinjaAPI
 from api import errors
 from api.auth import AUTH
 from api.routes_adapters import router as adapters_router
+from api.routes_civitai import router as civitai_router
 from api.routes_generation import router as generation_router
 from api.routes_recipes import router as recipes_router
 from api.routes_system import router as system_router
@@ -24,6 +25,7 @@ api = NinjaAPI(
 )
 errors.install(api)
 api.add_router("", adapters_router)
+api.add_router("", civitai_router)
 api.add_router("", generation_router)
 api.add_router("", recipes_router)
 api.add_router("", system_router)

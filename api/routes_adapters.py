@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Query, Router
 from ninja.errors import HttpError
 
-from adapters import bulk_edit, gallery
+from adapters import bulk_edit, civitai_lookup, gallery
 from adapters.forms import (
     DescriptionForm,
     NameForm,
@@ -30,6 +30,7 @@ router = Router(tags=["adapters"])
 
 VIEW, CHANGE, DELETE = "adapters.view_adapter", "adapters.change_adapter", "adapters.delete_adapter"
 LIST_PARAMS = {"q", "base", "type", "tag", "tag_mode", "active", "favorite", "status", "root", "dup", "unused", "sort"}
+LIST_PARAMS |= {"update"}
 LIST_PARAMS |= {"page"}
 SortKey = Literal[tuple(gallery.SORTS)]  # type: ignore[valid-type]
 StatusKey = Literal[tuple(value for value, _ in gallery.STATUS_CHOICES)]  # type: ignore[valid-type]
@@ -44,8 +45,10 @@ def adapter_out(adapter: Adapter) -> dict:
 def adapter_detail(adapter: Adapter) -> dict:
     data = adapter_out(adapter)
     for field in schemas.AdapterDetailOut.model_fields:
-        if field not in data and field != "files":
+        if field not in data and field not in ("files", "civitai_update", "civitai_checked_at"):
             data[field] = getattr(adapter, field)
+    data.update(civitai_lookup.record_info(adapter.pk))
+    data.pop("civitai_found", None)
     data["files"] = [
         {"path": f.path, "size": f.size, "status": f.status, "sha256": f.sha256} for f in adapter.files.all()
     ]
@@ -73,6 +76,7 @@ def list_adapters(
     status: list[StatusKey] = Query([]),
     root: list[int] = Query([]),
     dup: Literal["1", "0"] | None = None,
+    update: Literal["1", "0"] | None = Query(None, description="1: only adapters with a newer version on Civitai"),
     unused: str | None = Query(None, pattern=r"^(never|[0-9]{1,5})$", description="'never' or days without use"),
     sort: SortKey = gallery.DEFAULT_SORT,
     page: int = Query(1, ge=1, le=gallery.MAX_PAGE),

@@ -68,6 +68,8 @@ class AdapterDetailOut(AdapterOut):
     civitai_model_id: int | None
     civitai_version_id: int | None
     source_url: str
+    civitai_update: dict[str, Any] | None = Field(None, description="null, or the newer Civitai version's id and name")
+    civitai_checked_at: str | None = None
     issues: list[Any]
     files: list[AdapterFileOut]
 
@@ -212,3 +214,57 @@ class CancelOut(Schema):
 
 
 PAGE_FIELD = Field(1, ge=1, le=MAX_PAGE)
+
+
+class CivitaiRunIn(Strict):
+    """Which adapters to look up: ``ids``, or every match of a gallery ``filter``, or a ``mode`` over the catalog."""
+
+    mode: Literal["due", "missing", "all"] | None = Field(
+        None, description="due: all but recent 'not on Civitai'; missing: never checked; all: every hashed adapter"
+    )
+    ids: list[Id] | None = Field(None, max_length=100_000)
+    filter: str | None = Field(None, max_length=4000, description="a gallery query string: every match")
+
+
+class CivitaiRunOut(Schema):
+    id: int
+    status: str
+    mode: str
+    done: int
+    total: int
+    found: int
+    not_found: int
+    updates: int
+    failed: int
+    skipped: int
+    requests: int
+    message: str
+    issues: list[dict[str, Any]]
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class CivitaiImageOut(Schema):
+    url: str
+    kind: str
+    nsfw_level: int
+    width: int | None
+    height: int | None
+    meta: dict[str, Any] | None
+
+
+class CivitaiOut(Schema):
+    checked_at: datetime | None
+    found: bool | None
+    matched_by: str
+    model_id: int | None
+    version_id: int | None
+    model_name: str
+    version_name: str
+    base_model: str
+    trained_words: list[str]
+    tags: list[str]
+    nsfw_level: int
+    update: dict[str, Any] | None
+    message: str
+    images: list[CivitaiImageOut]

@@ -44,6 +44,7 @@ class _Move:
     staged: Path
     dest: Path
     mtime_ns: int | None
+    size: int = 0
 
 
 class _Files:
@@ -74,7 +75,8 @@ class _Files:
     def move(self, archive_path: str, dest: Path) -> None:
         if any(m.dest == dest for m in self.moves):
             return
-        self.moves.append(_Move(self.wanted[archive_path], dest, self.files[archive_path].get("mtime_ns")))
+        entry = self.files[archive_path]
+        self.moves.append(_Move(self.wanted[archive_path], dest, entry.get("mtime_ns"), entry.get("size", 0)))
 
     def commit(self) -> None:
         for move in self.moves:
@@ -212,7 +214,7 @@ def _apply(inspected: checking.Inspected, plan: Plan, files: _Files, report: Pro
             sections._stamp(Tag, tag.pk, {"created_at": tag_created[name]})
         existing_tags[name] = tag.pk
     taken = set(AdapterFile.objects.values_list("path", flat=True))
-    counts = dict.fromkeys(("created", "updated", "unchanged", "files_written"), 0)
+    counts = dict.fromkeys(("created", "updated", "unchanged", "files_written", "bytes_written"), 0)
     key_to_id = {p.key: p.local_id for p in plan.adapters}
     new_plans = [p for p in plan.adapters if p.outcome == "new"]
     tag_links: list = []
@@ -266,11 +268,9 @@ def _apply(inspected: checking.Inspected, plan: Plan, files: _Files, report: Pro
             Adapter.objects.filter(pk=local.pk).update(status=AdapterStatus.OK)
     through.objects.bulk_create(tag_links, batch_size=BATCH)
     AdapterFile.objects.bulk_create(file_rows, batch_size=BATCH)
-    thumb_dir = Path(settings.THUMBNAIL_DIR)
     for entry in manifest["files"]:
         if entry["kind"] == "thumbnail":
-            name = entry["path"].rsplit("/", 1)[-1]
-            dest = thumb_dir / name[:2] / name
+            dest = planning.thumbnail_destination(entry["path"])
             if not dest.exists():
                 files.move(entry["path"], dest)
     resolve = planning.make_resolver(manifest, key_to_id, planning.Matcher())
@@ -285,6 +285,7 @@ def _apply(inspected: checking.Inspected, plan: Plan, files: _Files, report: Pro
             section_items["history"], resolve, apply=True, place=lambda src, rel: files.move(src, media / rel)
         )
     counts["files_written"] = len(files.moves)
+    counts["bytes_written"] = sum(move.size for move in files.moves)
     return counts
 
 

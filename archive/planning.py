@@ -24,7 +24,7 @@ from archive import sections
 ON_CONFLICT = ("skip", "update", "keep-both")
 COMPARED = (*SCANNED_FIELDS, "active", "rating", "preview_source")
 OUTCOMES = ("new", "identical", "updated", "conflicting")
-MAX_PLAN_ROWS = 5000
+MAX_PLAN_ROWS = 5000  # adapters listed by name, per outcome; the rest are "and N more"
 
 
 class PlanError(Exception):
@@ -53,6 +53,7 @@ class Plan:
     targets: list[str]  # library folder for each archive root
     sections: dict[str, dict[str, int]]
     write_bytes: int = 0
+    write_files: int = 0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -63,7 +64,12 @@ class Plan:
         return counts
 
     def as_dict(self) -> dict[str, Any]:
-        rows = [asdict(a) for a in self.adapters if a.outcome != "identical"][:MAX_PLAN_ROWS]
+        groups = []
+        for outcome in OUTCOMES:
+            chosen = [a for a in self.adapters if a.outcome == outcome]
+            listed = [asdict(a) for a in chosen[:MAX_PLAN_ROWS]]
+            groups.append({"outcome": outcome, "count": len(chosen), "rows": listed, "more": len(chosen) - len(listed)})
+        rows = [row for group in groups if group["outcome"] != "identical" for row in group["rows"]]
         return {
             "on_conflict": self.on_conflict,
             "metadata_only": self.metadata_only,
@@ -73,10 +79,18 @@ class Plan:
             "sections": self.sections,
             "targets": self.targets,
             "write_bytes": self.write_bytes,
+            "write_files": self.write_files,
             "warnings": self.warnings,
-            "adapters": rows,
-            "adapters_cut": max(0, sum(a.outcome != "identical" for a in self.adapters) - len(rows)),
+            "groups": groups,  # every adapter by outcome, named (up to MAX_PLAN_ROWS each)
+            "adapters": rows,  # the ones that change something, for the command's listing
+            "adapters_cut": sum(g["more"] for g in groups if g["outcome"] != "identical"),
         }
+
+
+def thumbnail_destination(archive_path: str) -> Path:
+    """Where an archived preview thumbnail goes (content-addressed: an existing one is kept)."""
+    name = archive_path.rsplit("/", 1)[-1]
+    return Path(settings.THUMBNAIL_DIR) / name[:2] / name
 
 
 def target_roots(roots: list[str], library_dir: str | Path | None) -> list[Path]:
@@ -193,14 +207,14 @@ def make_plan(manifest: dict, on_conflict: str, library_dir: str | Path | None =
     files = {entry["path"]: entry for entry in manifest["files"]}
     plans: list[AdapterPlan] = []
     claimed: set[int] = set()
-    write_bytes = 0
+    writes: dict[str, int] = {}  # archive path -> size of each file the import would write
     for item in items:
         local_id, how = matches[item["key"]]
         name = item["fields"].get("name", "")
         weights = [f["archive_path"] for f in item["files"] if f.get("archive_path")]
         if local_id is None:
             plans.append(AdapterPlan(item["key"], name, "new", restore_files=bool(weights)))
-            write_bytes += sum(files[p]["size"] for f in item["files"] for p in _file_refs(f))
+            writes.update((p, files[p]["size"]) for f in item["files"] for p in _file_refs(f))
             continue
         if local_id in claimed:  # two archived adapters match one local adapter: the first wins
             plans.append(
@@ -214,7 +228,7 @@ def make_plan(manifest: dict, on_conflict: str, library_dir: str | Path | None =
         outcome = "identical" if not differences else "conflicting" if conflicts else "updated"
         restore = bool(weights) and local_id not in present
         if restore:
-            write_bytes += sum(files[p]["size"] for f in item["files"] for p in _file_refs(f))
+            writes.update((p, files[p]["size"]) for f in item["files"] for p in _file_refs(f))
         plans.append(AdapterPlan(item["key"], name, outcome, local_id, how, differences, conflicts, restore))
     resolve = make_resolver(manifest, {p.key: p.local_id for p in plans if p.outcome != "new"}, matcher)
     section_items = {name: s["items"] for name, s in manifest.get("sections", {}).items()}
@@ -224,8 +238,10 @@ def make_plan(manifest: dict, on_conflict: str, library_dir: str | Path | None =
     }
     if "history" in section_items:
         counts["history"] = sections.import_history(section_items["history"], resolve, apply=False)
-        write_bytes += sum(e["size"] for e in manifest["files"] if e["kind"] == "image")
-    write_bytes += sum(e["size"] for e in manifest["files"] if e["kind"] == "thumbnail")
+        writes.update((p, files[p]["size"]) for p in sections.new_history_files(section_items["history"]) if p in files)
+    for entry in manifest["files"]:
+        if entry["kind"] == "thumbnail" and not thumbnail_destination(entry["path"]).exists():
+            writes[entry["path"]] = entry["size"]
     return Plan(
         on_conflict,
         bool(manifest.get("metadata_only")),
@@ -234,7 +250,8 @@ def make_plan(manifest: dict, on_conflict: str, library_dir: str | Path | None =
         plans,
         [str(t) for t in targets],
         counts,
-        write_bytes,
+        sum(writes.values()),
+        len(writes),
     )
 
 

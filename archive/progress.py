@@ -39,7 +39,7 @@ def describe_plan(plan: dict) -> str:
             lines.append(f"{name}: " + ", ".join(f"{v} {k}" for k, v in sorted(section.items())))
     if plan["targets"]:
         lines.append("library folders: " + ", ".join(plan["targets"]))
-    lines.append(f"bytes to write: {plan['write_bytes']}")
+    lines.append(f"files to write: {plan.get('write_files', 0)} ({plan['write_bytes']} bytes)")
     for warning in plan["warnings"]:
         lines.append(f"warning: {warning}")
     for row in plan["adapters"]:

@@ -248,6 +248,18 @@ def _job_key(created_at: Any, prompt: str, seed: Any) -> tuple:
     return (parse_datetime(created_at) if isinstance(created_at, str) else created_at, prompt, seed)
 
 
+def new_history_files(items: list[dict]) -> list[str]:
+    """Archive paths of the images (and thumbnails) an import would write: those of jobs not yet here."""
+    existing = set(GenerationJob.objects.values_list("created_at", "prompt", "seed"))
+    paths = []
+    for item in items:
+        if _job_key(item.get("created_at"), item.get("prompt", ""), item.get("seed")) in existing:
+            continue
+        for image in item.get("images", []):
+            paths += [image[f"{kind}_archive"] for kind in ("path", "thumbnail") if image.get(f"{kind}_archive")]
+    return paths
+
+
 def import_history(
     items: list[dict], resolve: Resolve, apply: bool, place: Callable[[str, str], None] | None = None
 ) -> dict[str, int]:

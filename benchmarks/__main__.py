@@ -21,6 +21,7 @@ REGISTRY: dict[str, str] = {
     "generation": "benchmarks.generation",
     "dashboard": "benchmarks.dashboard",
     "archive": "benchmarks.archive",
+    "civitai": "benchmarks.civitai",
 }
 
 

@@ -17,6 +17,7 @@ import resource
 import statistics
 import time
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
@@ -180,6 +181,33 @@ def cases(seeded: dict) -> list[tuple[str, str, bool]]:
     ]
 
 
+COMPOSER_SEARCHES = [  # the composer's "Add a LoRA" box: same index, its own ordering and 20 results
+    ("composer search one word", "samurai"),
+    ("composer search two words", "neon dragon"),
+    ("composer search tag word", "steampunk"),
+    ("composer search 2 chars", "ox"),
+    ("composer search miss", "zzqx"),
+]
+
+
+def measure_composer_search(client: Client, rounds: int) -> list[dict]:
+    """Server time of the composer's LoRA search fragment (kept out of the gallery's overall figures)."""
+    results = []
+    for name, query in COMPOSER_SEARCHES:
+        url = "/generate/loras/search/?" + urlencode({"q": query})
+        response = client.get(url, headers={"HX-Request": "true"})
+        if response.status_code != 200:
+            raise RuntimeError(f"{url} answered {response.status_code}")
+        samples = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            client.get(url, headers={"HX-Request": "true"})
+            samples.append((time.perf_counter() - started) * 1000)
+        shown = response.content.decode().count('role="option"')
+        results.append({"case": name, "url": url, "htmx": True, "shown": shown, **_stats(samples, "")})
+    return results
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set size. Linux: VmHWM, which starts afresh at exec (ru_maxrss does not,
     so a spawned child would report its parent's peak)."""
@@ -261,6 +289,7 @@ def measure(seeded: dict, rounds: int) -> list[dict]:
         started = time.perf_counter()
         client.get("/library/")
         after_write.append((time.perf_counter() - started) * 1000)
+    results += measure_composer_search(client, rounds)
     results.append(
         {
             "case": "overall",
@@ -274,6 +303,7 @@ def measure(seeded: dict, rounds: int) -> list[dict]:
             "after_write_p50_ms": round(statistics.median(after_write), 1),
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "catalog_adapters": Adapter.objects.count(),
+            "unreadable_adapters": Adapter.objects.unreadable().count(),  # not in the gallery (Files with problems)
             "target_p95_ms": 50 if connection.vendor == "postgresql" else 100,
             "target_rss_mb": 300,
         }

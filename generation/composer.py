@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+from django.db.models import Q
+from django.db.models.functions import Lower
+
 from adapters.models import Adapter, AdapterStatus, BaseModel
 from generation import backends, lora_names
 from generation.sdnext import lora_tags
@@ -28,6 +31,7 @@ SLIDER = (-1.0, 2.0)  # widened to include the adapter's own range
 MAX_LORAS = 20
 MAX_PROMPT = 10_000
 TOTAL_WEIGHT_LIMIT = 2.0
+SKIP_PREDICTION = "it would be skipped"  # in the unknown-to-SD.Next warning; the job page drops it once answered
 FAMILY_LABELS = dict(BaseModel.choices)
 PIPELINE_FAMILIES = {
     "StableDiffusionXLPipeline": "SDXL",
@@ -258,6 +262,7 @@ def lint(composition: Composition, resolved: list[ResolvedLora], info: backends.
         issues += _adapter_issues(r, label, family, composition.prompt)
         if r.known is False:
             issues.append(_unknown(label, composition.backend))
+    issues += _shared_tokens(resolved)
     names_in_rows = {PurePath(r.name).name.lower() for r in resolved if r.name}
     typed_known = lora_names.known_names(composition.backend, [n for n, _ in typed]) if typed else set()
     synced = lora_names.sync_state(composition.backend) is not None
@@ -293,11 +298,60 @@ def lint(composition: Composition, resolved: list[ResolvedLora], info: backends.
     return issues
 
 
+def _shared_tokens(resolved: list[ResolvedLora]) -> list[Issue]:
+    """Two adapters behind one `<lora:name>` token: SD.Next loads one file for both names.
+
+    Within the composition (two rows, one token), and against the catalog: another adapter whose
+    alias or name is this token (e.g. two copies both aliased ``inkwash_sd15``).
+    """
+    issues: list[Issue] = []
+    by_token: dict[str, list[ResolvedLora]] = {}
+    for r in resolved:
+        if r.adapter is not None and r.name:
+            by_token.setdefault(r.name.lower(), []).append(r)
+    for rows in by_token.values():
+        labels = list(dict.fromkeys(r.adapter.name for r in rows if r.adapter))
+        if len({r.adapter.pk for r in rows if r.adapter}) > 1:
+            issues.append(
+                Issue(
+                    "warning",
+                    "shared-token",
+                    f"{' and '.join(labels)} both produce <lora:{rows[0].name}>: SD.Next loads one file for both. "
+                    "Give one of them another alias, or rename its file.",
+                )
+            )
+    tokens = {r.name: r for rows in by_token.values() for r in rows[:1]}
+    if not tokens:
+        return issues
+    in_rows = {r.adapter.pk for r in resolved if r.adapter}
+    others = (
+        Adapter.objects.annotate(lower_name=Lower("name"))
+        .filter(Q(alias__in=list(tokens)) | Q(lower_name__in=[t.lower() for t in tokens]))
+        .exclude(pk__in=in_rows)
+        .only("pk", "name", "alias")[:20]
+    )
+    lowered = {t.lower(): r for t, r in tokens.items()}
+    for other in others:
+        r = tokens.get(other.alias) or lowered.get(other.name.lower())
+        if r is None or r.adapter is None:
+            continue
+        how = f"aliased {other.alias}" if other.alias == r.name else "named so"
+        issues.append(
+            Issue(
+                "warning",
+                "shared-token",
+                f"{r.adapter.name} and {other.name} ({how}) both answer to <lora:{r.name}>: SD.Next may load "
+                f"either file. Give one of them another alias, or rename its file.",
+            )
+        )
+    return issues
+
+
 def _unknown(label: str, backend: str) -> Issue:
     return Issue(
         "warning",
         "unknown-to-sdnext",
-        f"SD.Next ('{backend}') does not list {label}: it would be skipped. Copy the file to SD.Next's "
+        f"SD.Next ('{backend}') does not list {label}: {SKIP_PREDICTION}. Copy the file to SD.Next's "
         "LoRA folder or refresh the list.",
         "refresh-loras",
     )

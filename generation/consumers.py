@@ -49,6 +49,13 @@ class JobsConsumer(GenerationConsumer):
         ) + render_to_string("generation/_recent.html", pages.recent_context(user))
 
 
+class QueueConsumer(JobsConsumer):
+    """The queue only, for the composer (it has no recent-results list for a swap to land in)."""
+
+    def render_lists(self) -> str:
+        return render_to_string("generation/_queue.html", pages.queue_context(self.can_cancel, self.scope["user"]))
+
+
 class JobConsumer(GenerationConsumer):
     """One job's detail panel."""
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
+from django.db.models.functions import Lower
 
+from adapters import search
 from adapters.models import Adapter
 from generation import backends, composer, lora_names, submitting
 from generation.models import GenerationJob, Preset
@@ -79,13 +81,25 @@ def recent_context(user=None) -> dict:
     return {"recent": list(submitting.recent_jobs(user=user))}
 
 
+def shown_warnings(job: GenerationJob, loras: list) -> list[str]:
+    """The job's warnings as they stand now: once SD.Next reported which LoRAs it applied, the
+    composer's "would be skipped" guesses are answered (the pipeline's own warning names any it skipped)."""
+    outcome_known = not job.is_active and any(lora.applied is not None for lora in loras)
+    if not outcome_known:
+        return list(job.warnings)
+    return [w for w in job.warnings if composer.SKIP_PREDICTION not in str(w)]
+
+
 def job_context(job: GenerationJob, can_cancel: bool, can_submit: bool) -> dict:
     position = submitting.queue_positions()[0].get(job.pk) if job.status == "queued" else None
+    loras = list(job.loras.select_related("adapter"))
+    duration = job.duration_seconds
     return {
         "job": job,
+        "warnings": shown_warnings(job, loras),
         "snap": job_snapshot(job),
         "position": position,
-        "loras": list(job.loras.select_related("adapter")),
+        "loras": loras,
         "images": list(job.images.all()),
         "can_cancel": can_cancel,
         "can_submit": can_submit,
@@ -99,6 +113,7 @@ def job_context(job: GenerationJob, can_cancel: bool, can_submit: bool) -> dict:
             ("Seed", job.seed if job.seed != -1 else "random"),
             ("Seeds used", ", ".join(str(s) for s in job.seeds) or "–"),
             ("Batch size × count", f"{job.batch_size} × {job.n_iter}"),
+            ("Ran", f"{duration:.1f} s" if duration is not None else "–"),
         ],
     }
 
@@ -118,8 +133,38 @@ def popular_adapters(limit: int = 8):
     return Adapter.objects.usable().filter(active=True).order_by("-usage_count", "-last_used_at", "name")[:limit]
 
 
-def search_adapters(query: str, limit: int = 20):
+def search_adapters(query: str, limit: int = 20) -> list[Adapter]:
+    """LoRAs whose name, alias, trigger words, description or tags contain every word of ``query``.
+
+    The gallery's indexed search (adapters/search.py), so it stays fast on a large library; names
+    that start with the query come first, then active, often used ones.
+    """
     adapters = Adapter.objects.usable()
-    if query:
-        adapters = adapters.filter(Q(name__icontains=query) | Q(alias__icontains=query))
-    return adapters.order_by("-active", "-usage_count", "name", "id")[:limit]
+    matching = search.search_q(query)
+    if matching is not None:
+        adapters = adapters.filter(matching)
+    starts = query.strip().lower()
+    adapters = adapters.annotate(
+        name_first=Case(When(name__istartswith=starts, then=Value(0)), default=Value(1)) if starts else Value(1)
+    )
+    ordered = adapters.order_by("name_first", "-active", "-usage_count", Lower("name"), "id")
+    found = list(ordered.prefetch_related("tags")[:limit])
+    for adapter in found:
+        adapter.matched = _matched_on(adapter, starts)
+    return found
+
+
+def _matched_on(adapter: Adapter, query: str) -> str:
+    """Why a result matched when its name does not show it: "alias x", "trigger x" or "tag x"."""
+    words = [w for w in query.split() if len(w) >= 2]
+    if not words or all(w in adapter.name.lower() for w in words):
+        return ""
+    if adapter.alias and any(w in adapter.alias.lower() for w in words):
+        return f"alias {adapter.alias}"
+    for word in adapter.trigger_words or []:
+        if any(w in str(word).lower() for w in words):
+            return f"trigger {word}"
+    for tag in adapter.tags.all():
+        if any(w in tag.name.lower() for w in words):
+            return f"tag {tag.name}"
+    return ""

@@ -154,7 +154,8 @@ def lora_row(request: HttpRequest) -> HttpResponse:
     if adapter is None:
         return HttpResponse("Choose a LoRA from the list.", status=400)
     response = render(request, "generation/_lora_row.html", {"row": pages.lora_row(adapter, pages.choice_for(adapter))})
-    response["HX-Trigger"] = "composer-changed"
+    # After the swap: the preview re-reads the form, which must already hold the new row (item 3).
+    response["HX-Trigger-After-Swap"] = "composer-changed"
     return response
 
 
@@ -169,7 +170,7 @@ def backend_status(request: HttpRequest) -> HttpResponse:
     info = backends.server_info(name, refresh=request.GET.get("refresh") == "1")
     _ensure_lora_list(name, info)
     response = render(request, "generation/_backend.html", pages.backend_context(name, info, composition))
-    response["HX-Trigger"] = "composer-changed"
+    response["HX-Trigger-After-Swap"] = "composer-changed"
     return response
 
 
@@ -191,7 +192,7 @@ def refresh_loras(request: HttpRequest) -> HttpResponse:
     )
     info = backends.server_info(name)
     response = render(request, "generation/_backend.html", pages.backend_context(name, info, composition, message))
-    response["HX-Trigger"] = "composer-changed"
+    response["HX-Trigger-After-Swap"] = "composer-changed"
     return response
 
 

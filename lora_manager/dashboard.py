@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from adapters import facets, gallery
 from adapters.models import Adapter, AdapterFile, BaseModel, FileStatus, LibraryRoot, NetworkType
-from generation.models import GenerationJob, JobStatus
+from generation.models import GenerationJob, JobStatus, ResultRating
 
 USAGE_DAYS = 30
 LONG_UNUSED_DAYS = 90
@@ -170,7 +170,14 @@ def usage(days: int = USAGE_DAYS, now: datetime | None = None) -> dict[str, Any]
         "long_unused": [_adapter_row(a) for a in long_unused.order_by("last_used_at", "id")[:LIST_LIMIT]],
         "long_unused_query": long_query,
         "best_rated": best_rated_loras(),
+        **result_thumbs(),
     }
+
+
+def result_thumbs() -> dict[str, int]:
+    """▲/▼ on result images (job pages, sweeps): what "rated up" means to someone who just rated one."""
+    thumbs = ResultRating.objects.aggregate(up=Count("id", filter=Q(thumb=1)), down=Count("id", filter=Q(thumb=-1)))
+    return {"results_up": thumbs["up"], "results_down": thumbs["down"]}
 
 
 def best_rated_loras(limit: int = LIST_LIMIT) -> list[dict[str, Any]]:

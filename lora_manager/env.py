@@ -131,6 +131,37 @@ def env_url(
     return value
 
 
+_OFF = {"", "off", "none", "false", "0", "no"}
+
+
+def env_url_or_off(name: str, default: str, schemes: tuple[str, ...], environ: Mapping[str, str] | None = None) -> str:
+    """A URL that can also be switched off: unset gives ``default``; empty, "off", "false", "0" give "" (off)."""
+    value = raw(name, environ)
+    if value is None:
+        return default
+    if value.strip().lower() in _OFF:
+        return ""
+    return env_url(name, default, schemes, environ)
+
+
+def env_float(
+    name: str, default: float, environ: Mapping[str, str] | None = None, minimum: float = 0.0, maximum: float = 3600.0
+) -> float:
+    """A number of seconds and the like: decimal point allowed, bounds checked, no nan/inf."""
+    value = raw(name, environ)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{PREFIX}{name}={value!r} is not a number (e.g. 1.5).") from None
+    if not (minimum <= number <= maximum):  # also refuses nan
+        raise ImproperlyConfigured(
+            f"{PREFIX}{name}={value.strip()} is out of range: use a number from {minimum:g} to {maximum:g}."
+        )
+    return number
+
+
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 

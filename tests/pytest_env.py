@@ -12,3 +12,4 @@ os.environ.setdefault("LORA_MANAGER_DATA_DIR", str(_root / "data" / "test"))
 if not (os.environ.get("LORA_MANAGER_REDIS_URL") or os.environ.get("REDIS_URL")):
     os.environ["LORA_MANAGER_REDIS_URL"] = "redis://127.0.0.1:6379/15"
 os.environ.setdefault("LORA_MANAGER_RESCAN_INTERVAL_MINUTES", "0")
+os.environ.setdefault("LORA_MANAGER_CIVITAI_URL", "off")  # never civitai.com from tests: they use the stand-in

@@ -14,12 +14,18 @@ def test_gallery_benchmark_reports_each_case_and_cleans_up(settings, tmp_path):
     settings.THUMBNAIL_DIR = tmp_path / "thumbs"
     Tag.objects.create(name="kept")
     results = gallery_bench.run(count=300, rounds=2, separate_process=False)
-    cases, overall = results[:-1], results[-1]
+    overall = results[-1]
+    cases = [r for r in results[:-1] if not r["case"].startswith("composer")]
+    composer = [r for r in results[:-1] if r["case"].startswith("composer")]
     assert len(cases) == len(gallery_bench.cases({"first_id": 1, "last_id": 300, "roots": [1, 2, 3]}))
+    assert [r["case"] for r in composer] == [name for name, _ in gallery_bench.COMPOSER_SEARCHES]
+    assert all(r["p95_ms"] > 0 for r in composer)
+    assert next(r for r in composer if r["case"] == "composer search miss")["shown"] == 0
+    assert next(r for r in composer if r["case"] == "composer search one word")["shown"] > 0
     for case in cases:
         assert case["first_p95_ms"] > 0 and case["repeat_p95_ms"] > 0 and case["matches"] >= 0
     landing = next(case for case in cases if case["case"] == "landing page (full)")
-    assert landing["matches"] == 300
+    assert landing["matches"] == 300 - overall["unreadable_adapters"]  # unreadable files are not adapters
     assert (
         overall["db_engine"] in ("sqlite", "postgresql")
         and overall["seeded_adapters"] == 300

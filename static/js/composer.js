@@ -25,7 +25,7 @@
     changed(form);
   });
 
-  // Enter in the LoRA search adds the first match, in the preset name saves the preset: never "Generate".
+  // Enter in the preset name saves the preset: never "Generate".
   document.addEventListener("keydown", function (event) {
     var input = event.target;
     if (event.key !== "Enter" || !input.dataset || !input.dataset.enterClicks) return;
@@ -34,13 +34,104 @@
     if (target) target.click();
   });
 
+  // The "Add a LoRA" search is a combobox: focus stays in the input, ↑/↓ move the highlight
+  // through the results, Enter adds the highlighted LoRA (never submits the form), Escape clears.
+  var pendingAdd = null;  // the query an early Enter is waiting for
+
+  function options() {
+    var list = document.getElementById("lora-search-results");
+    return list ? Array.prototype.slice.call(list.querySelectorAll("[role=option]")) : [];
+  }
+
+  function highlight(search, option) {
+    options().forEach(function (li) {
+      var on = li === option;
+      li.classList.toggle("highlighted", on);
+      li.setAttribute("aria-selected", on ? "true" : "false");
+    });
+    if (option) {
+      search.setAttribute("aria-activedescendant", option.id);
+      option.scrollIntoView({ block: "nearest" });
+    } else {
+      search.removeAttribute("aria-activedescendant");
+    }
+  }
+
+  function highlighted() {
+    var all = options();
+    return all.filter(function (li) { return li.classList.contains("highlighted"); })[0] || all[0] || null;
+  }
+
+  function addHighlighted() {
+    var option = highlighted();
+    var button = option && option.querySelector("button.pick");
+    if (button) button.click();
+  }
+
+  document.addEventListener("keydown", function (event) {
+    var search = event.target;
+    if (!search.matches || !search.matches("input[data-lora-search]")) return;
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      var all = options();
+      if (!all.length) return;
+      var at = all.indexOf(highlighted());
+      at = event.key === "ArrowDown" ? Math.min(all.length - 1, at + 1) : Math.max(0, at - 1);
+      highlight(search, all[at]);
+    } else if (event.key === "Enter") {
+      event.preventDefault();
+      var list = document.getElementById("lora-search-results");
+      if (list && list.dataset.query === search.value.trim()) {
+        addHighlighted();
+        return;
+      }
+      // Typed faster than the search answered: search now, and add the best match of what was typed
+      // when its results arrive (see htmx.onLoad below).
+      pendingAdd = search.value.trim();
+      htmx.trigger(search, "lora-search-now");
+    } else if (event.key === "Escape" && search.value) {
+      event.preventDefault();
+      search.value = "";
+      search.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+  });
+
+  // Typing in the search changes nothing in the composition: keep its events from re-running the
+  // preview (which listens on the form). Stopped at the search's parent, after htmx saw them.
+  var searchBox = document.querySelector("input[data-lora-search]");
+  if (searchBox) {
+    ["input", "change"].forEach(function (type) {
+      searchBox.parentNode.addEventListener(type, function (event) {
+        if (event.target === searchBox) event.stopPropagation();
+      });
+    });
+  }
+
+  // Fresh results: their first one is highlighted (tell assistive technology); an Enter that came
+  // before them adds it now.
+  htmx.onLoad(function (element) {
+    if (element.id !== "lora-search-results") return;
+    var search = document.querySelector("input[data-lora-search]");
+    if (search) highlight(search, highlighted());
+    if (pendingAdd !== null && element.dataset.query === pendingAdd) {
+      pendingAdd = null;
+      addHighlighted();
+    }
+  });
+
+  // A click on a result adds it too (the mouse way); keep the input focused for the next search.
+  document.addEventListener("mousedown", function (event) {
+    if (event.target.closest && event.target.closest("#lora-search-results [role=option]")) event.preventDefault();
+  });
+
   // "Add to composition" on a suggestion (static/js/app.js asks with a "lora:add" event): add its row.
   document.addEventListener("lora:add", function (event) {
     var rows = document.getElementById("composer-loras");
     if (!rows || !event.detail.adapterId) return;
     event.preventDefault();
+    // The row's response asks for a preview after it is swapped in (HX-Trigger-After-Swap).
     htmx.ajax("GET", rows.dataset.rowUrl + "?adapter=" + encodeURIComponent(event.detail.adapterId),
-      { target: rows, swap: "beforeend" }).then(function () { changed(document.getElementById("composer-form")); });
+      { target: rows, swap: "beforeend" });
   });
 
   // The suggestions follow the prompt being written (their box re-queries on "input").

@@ -29,6 +29,15 @@
   document.addEventListener("htmx:oobAfterSwap", scanChanged);
   document.addEventListener("htmx:wsAfterMessage", scanChanged);
 
+  // A blurred (NSFW) preview: the first click shows it instead of opening the adapter.
+  document.addEventListener("click", (event) => {
+    const image = event.target.closest("img[data-nsfw-reveal]");
+    if (!image || !image.classList.contains("nsfw-blur")) return;
+    event.preventDefault();
+    image.classList.remove("nsfw-blur");
+    image.removeAttribute("title");
+  });
+
   const boxes = () => Array.from(document.querySelectorAll("#adapter-results [data-select]"));
 
   function updateCount() {

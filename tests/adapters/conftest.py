@@ -31,3 +31,6 @@ def lora(root: Path, relative: str, kind: str = "sdxl", seed: int = 0, **metadat
     write_lora(path, kind=kind, seed=seed, max_modules=6, metadata=None if kind == "peft_sdxl" else meta)
     age(path)
     return path
+
+
+from tests.adapters.civitai_fixtures import civitai  # noqa: E402, F401 - the Civitai stand-in fixture

@@ -62,6 +62,18 @@ def test_detail_shows_every_field_hashes_duplicates_and_copy_buttons(viewer_clie
     assert 'src="/static/js/gallery.js"' in html
 
 
+def test_weight_range_reads_as_words_when_empty_or_half_set(viewer_client, adapter):
+    def shown(pk: int) -> str:
+        html = viewer_client.get(f"/library/{pk}/").content.decode()
+        return html.split('id="adapter-weight-range">', 1)[1].split("</dd>", 1)[0]
+
+    assert shown(adapter.pk) == "0.4 to 1.2"
+    Adapter.objects.filter(pk=adapter.pk).update(weight_min=None, weight_max=None)
+    assert shown(adapter.pk) == '<span class="muted">not set</span>'
+    Adapter.objects.filter(pk=adapter.pk).update(weight_max=0.9)
+    assert shown(adapter.pk) == "up to 0.9"
+
+
 def test_editor_edits_a_section_inline(editor_client, adapter):
     form = editor_client.get(f"/library/{adapter.pk}/section/triggers/edit/", headers=HTMX)
     assert form.status_code == 200 and "<form" in form.content.decode() and "pxk" in form.content.decode()

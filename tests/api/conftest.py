@@ -50,3 +50,6 @@ def editor_api(editor):
 @pytest.fixture
 def admin_api(admin_user):
     return ApiClient(tokens.create(admin_user, "admin script")[1])
+
+
+from tests.adapters.civitai_fixtures import civitai  # noqa: E402, F401 - the Civitai stand-in fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -194,3 +195,51 @@ def test_runs_left_by_a_killed_worker_are_marked_failed(redis_conn):
     assert runs.reconcile_stale_runs() == 1
     run.refresh_from_db()
     assert run.status == "failed" and "worker stopped" in run.message
+
+
+@pytest.mark.django_db
+def test_the_plan_names_each_adapter_and_its_figures_match_the_result(
+    editor_client, editor, places, settings, tmp_path, run_worker, django_capture_on_commit_callbacks
+):
+    """Importing a library's own archive back: every adapter is named as identical, nothing is to be
+    written (its thumbnails are already here), and the result says so in words."""
+    lib = build_library(places, user=editor)
+    archive = exporting.export_library(tmp_path / "lib.zip").path
+    with django_capture_on_commit_callbacks(execute=True):
+        editor_client.post("/archive/upload/", {"archive": SimpleUploadedFile("lib.zip", archive.read_bytes())})
+    run_worker("default")
+    check = ArchiveRun.objects.get(kind="check")
+    assert check.plan["write_files"] == 0 and check.plan["write_bytes"] == 0
+    page = editor_client.get(f"/archive/runs/{check.pk}/").content.decode()
+    identical = page[page.index('id="plan-identical"') :].split("</details>", 1)[0]
+    for adapter in lib.values():
+        assert f'<li data-outcome="identical">{adapter.name}' in identical
+    assert "4 identical" in identical and "nothing to write: every file is already here" in page
+    written = page.split("Archive written ", 1)[1].split(" by LoRA Manager", 1)[0]
+    assert re.fullmatch(r"(today|yesterday) \d\d:\d\d|\d+ \w+ \d{4}, \d\d:\d\d", written), written  # not ISO
+    with django_capture_on_commit_callbacks(execute=True):
+        editor_client.post(f"/archive/runs/{check.pk}/import/", {"on_conflict": "skip"})
+    run_worker("default")
+    done = ArchiveRun.objects.get(kind="import")
+    assert done.result["files_written"] == 0
+    page = editor_client.get(f"/archive/runs/{done.pk}/").content.decode()
+    assert "Adapters: 0 new, 0 updated, 4 unchanged · no file needed writing" in page and "fileswritten" not in page
+
+
+@pytest.mark.django_db
+def test_a_plan_lists_new_adapters_by_name_and_caps_long_lists(places, settings, tmp_path, monkeypatch):
+    from archive import planning
+    from archive.importing import import_archive
+
+    lib = build_library(places)
+    archive = exporting.export_library(tmp_path / "lib.zip").path
+    wipe(places, settings)
+    monkeypatch.setattr(planning, "MAX_PLAN_ROWS", 3)
+    plan = import_archive(archive, dry_run=True).plan.as_dict()
+    new = next(g for g in plan["groups"] if g["outcome"] == "new")
+    assert new["count"] == 4 and len(new["rows"]) == 3 and new["more"] == 1
+    assert {row["name"] for row in new["rows"]} < {a.name for a in lib.values()}
+    assert plan["write_files"] > 0 and plan["write_bytes"] > 0
+    result = import_archive(archive)
+    assert result.counts["files_written"] == plan["write_files"]
+    assert result.counts["bytes_written"] == plan["write_bytes"]

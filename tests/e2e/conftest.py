@@ -77,6 +77,16 @@ def sdnext_standin(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def civitai_standin():
+    """The Civitai STAND-IN the live app looks adapters up on; tests publish LoRAs on it (``add_lora``)."""
+    from tests.standins.civitai import CivitaiStandIn
+
+    standin = CivitaiStandIn().start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture(scope="module")
 def live_app_env() -> dict[str, str]:
     """Extra environment for the module's live app (a module overrides this, e.g. to configure library dirs)."""
     return {}
@@ -110,13 +120,20 @@ def live_env(sdnext_url: str, extra: dict[str, str] | None = None) -> dict[str, 
 
 @pytest.fixture(scope="module")
 def live_app(
-    django_db_setup, django_db_blocker, tmp_path_factory, sdnext_standin, live_app_env, live_app_starts_worker
+    django_db_setup,
+    django_db_blocker,
+    tmp_path_factory,
+    sdnext_standin,
+    civitai_standin,
+    live_app_env,
+    live_app_starts_worker,
 ):
     """daphne + one RQ worker in subprocesses, sharing the test database and Redis.
 
     Module-scoped: the worker would otherwise take jobs that later, non-browser tests queue."""
     port = free_port()
-    env = live_env(sdnext_standin.url, live_app_env)
+    civitai = {"LORA_MANAGER_CIVITAI_URL": civitai_standin.url, "LORA_MANAGER_CIVITAI_MIN_INTERVAL": "0.05"}
+    env = live_env(sdnext_standin.url, {**civitai, **live_app_env})
     logs = tmp_path_factory.mktemp("live-app")
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=BASE_DIR, env=env, check=True

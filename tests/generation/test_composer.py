@@ -184,3 +184,32 @@ def test_payload_uses_the_checkpoint_field():
     body = composer.payload(Composition(checkpoint="m1", sampler=""), "p", "n")
     assert body["sd_model_checkpoint"] == "m1" and body["sampler_name"] == "Default" and body["send_images"] is True
     assert "sd_model_checkpoint" not in composer.payload(Composition(), "p", "")
+
+
+def test_two_adapters_behind_one_token_are_named_in_a_warning(catalog, lora_root, sdnext):
+    """Copies of a LoRA in two folders (same file stem, different content) make the same token."""
+    from adapters.scanning import scan
+    from tests.adapters.conftest import lora
+
+    lora(lora_root, "a/inkwash_sd15.safetensors", "sd15", seed=11)
+    lora(lora_root, "b/inkwash_sd15.safetensors", "sd15", seed=12)
+    scan([str(lora_root)])
+    first, second = Adapter.objects.filter(files__path__endswith="inkwash_sd15.safetensors").order_by("pk")
+    Adapter.objects.filter(pk=second.pk).update(name="inkwash_v2")
+    built = composer.build(composition(loras=[LoraChoice(first.pk, 0.7), LoraChoice(second.pk, 0.5)]))
+    assert "<lora:inkwash_sd15:0.7> <lora:inkwash_sd15:0.5>" in built.prompt
+    shared = [i.message for i in built.issues if i.code == "shared-token"]
+    assert shared and "inkwash_sd15 and inkwash_v2 both produce <lora:inkwash_sd15>" in shared[0]
+
+
+def test_an_alias_shared_with_another_catalog_adapter_is_linted(catalog, sdnext):
+    ink, blur = catalog["ink_sd15"], catalog["blur_xl"]
+    Adapter.objects.filter(pk=blur.pk).update(alias="ink_sd15")
+    built = composer.build(composition(loras=[LoraChoice(ink.pk, 0.7)]))
+    messages = [i.message for i in built.issues if i.code == "shared-token"]
+    assert messages == [
+        "ink_sd15 and blur_xl (aliased ink_sd15) both answer to <lora:ink_sd15>: SD.Next may load either file. "
+        "Give one of them another alias, or rename its file."
+    ]
+    Adapter.objects.filter(pk=blur.pk).update(alias="blur")
+    assert "shared-token" not in codes(composer.build(composition(loras=[LoraChoice(ink.pk, 0.7)])))

@@ -84,3 +84,54 @@ def test_viewers_get_no_cancel_button(client, viewer, catalog, sdnext, redis_con
         await detail.disconnect()
 
     asyncio.run(scenario())
+
+
+def test_every_fragment_the_composers_socket_sends_has_a_place_on_the_composer_page(
+    client, editor, catalog, sdnext, redis_conn
+):
+    """The ws extension swaps each top-level element by id: one without a target is a console error."""
+    import re
+
+    queue_job()
+    headers = session_headers(client, editor)
+    client.force_login(editor)
+    page = client.get("/generate/").content.decode()
+    path = re.search(r'id="composer-jobs"[^>]*ws-connect="([^"]+)"', page).group(1)
+
+    async def scenario():
+        socket = WebsocketCommunicator(application, path, headers=headers)
+        assert (await socket.connect())[0]
+        sent = await socket.receive_from(timeout=5)
+        await socket.disconnect()
+        return sent
+
+    sent = asyncio.run(scenario())
+    top_level_ids = re.findall(r'(?:^|>)\s*<\w+ id="([^"]+)"', sent)
+    assert "generation-queue" in top_level_ids and "position 1" in sent
+    for element_id in top_level_ids:
+        assert f'id="{element_id}"' in page, f"#{element_id} is sent but the composer has no such element"
+
+
+def test_the_job_socket_brings_seeds_and_applied_loras_when_the_job_ends(client, viewer, catalog, sdnext, redis_conn):
+    """What sits below the panel (parameters, LoRAs) is live too: no reload to see the seeds."""
+    from generation import composer, pipeline
+    from generation.progress import JobReporter
+    from tests.generation.conftest import composition
+
+    job = queue_job(composition(loras=[composer.LoraChoice(catalog["ink_sd15"].pk, 0.6)]))
+    headers = session_headers(client, viewer)
+
+    async def scenario():
+        detail = WebsocketCommunicator(application, f"/ws/generation/jobs/{job.pk}/", headers=headers)
+        assert (await detail.connect())[0]
+        initial = await detail.receive_from(timeout=5)
+        assert f'id="job-{job.pk}-facts"' in initial and 'data-applied="unknown"' in initial
+        await asyncio.to_thread(pipeline.run, job.pk, JobReporter(job.pk, interval=0))
+        done = await receive_until(detail, "Succeeded")
+        await detail.disconnect()
+        return done
+
+    done = asyncio.run(scenario())
+    job.refresh_from_db()
+    assert job.seeds and f'<td data-param="seeds-used">{job.seeds[0]}</td>' in done
+    assert f'id="job-{job.pk}-facts"' in done and 'data-applied="yes"' in done

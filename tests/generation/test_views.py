@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import django_rq
@@ -97,12 +98,48 @@ def test_lora_search_and_row_fragments(viewer_client, catalog, sdnext):
     assert html.startswith('<ul id="lora-search-results"') and "ink_sd15" in html and "pixel_xl" not in html
     assert "No LoRA matches" in viewer_client.get(reverse("generation:lora_search"), {"q": "zzz"}).content.decode()
     response = viewer_client.get(reverse("generation:lora_row"), {"adapter": catalog["pixel_xl"].pk}, **HTMX)
-    assert response["HX-Trigger"] == "composer-changed"
+    assert "HX-Trigger" not in response  # before the swap, the preview would read the form without the new row
+    assert response["HX-Trigger-After-Swap"] == "composer-changed"
     html = response.content.decode()
     assert 'class="lora-row"' in html and 'min="-1"' in html and 'max="2"' in html and "recommended 0.5–1" in html
     assert "Add to the negative prompt" in html  # pixel_xl has negative text
     assert viewer_client.get(reverse("generation:lora_row"), {"adapter": "x"}).status_code == 400
     assert viewer_client.get(reverse("generation:lora_row"), {"adapter": 999}).status_code == 404
+
+
+def search_names(client, query: str) -> list[str]:
+    html = client.get(reverse("generation:lora_search"), {"q": query}, **HTMX).content.decode()
+    return re.findall(r'aria-label="Add ([^"]+)"', html)
+
+
+def test_lora_search_finds_by_alias_trigger_word_and_tag(viewer_client, catalog, sdnext):
+    from adapters.models import Adapter, Tag
+
+    ink, blur = catalog["ink_sd15"], catalog["blur_xl"]
+    Adapter.objects.filter(pk=ink.pk).update(alias="sumi_brush")
+    Adapter.objects.filter(pk=blur.pk).update(trigger_words=["dreamy haze"])
+    blur.tags.add(Tag.objects.create(name="watercolor"))
+    assert search_names(viewer_client, "sumi") == ["ink_sd15"]
+    assert search_names(viewer_client, "haze") == ["blur_xl"]
+    assert search_names(viewer_client, "waterc") == ["blur_xl"]
+    Adapter.objects.filter(pk=catalog["pixel_xl"].pk).update(trigger_words=["neon glyph"])
+    assert search_names(viewer_client, "neon glyph") == ["pixel_xl"]  # two words of one trigger
+    html = viewer_client.get(reverse("generation:lora_search"), {"q": "haze"}, **HTMX).content.decode()
+    assert "trigger dreamy haze" in html and 'data-query="haze"' in html and 'role="option"' in html
+    assert search_names(viewer_client, "lora_q-never-read") == [] and search_names(viewer_client, "")
+
+
+def test_lora_search_puts_names_starting_with_the_query_first(viewer_client, catalog, sdnext):
+    from adapters.models import Adapter
+
+    Adapter.objects.filter(pk=catalog["ink_sd15"].pk).update(description="blur in ink", usage_count=50)
+    assert search_names(viewer_client, "blur") == ["blur_xl", "ink_sd15"]
+
+
+def test_composer_search_box_sends_what_the_search_view_reads(editor_client, catalog, sdnext):
+    html = editor_client.get(reverse("generation:compose")).content.decode()
+    box = re.search(r'<input type="search" id="lora-search"[^>]*>', html).group(0)
+    assert 'name="q"' in box and 'role="combobox"' in box and "hx-get=" in box
 
 
 def test_submit_creates_the_row_and_enqueues_on_commit(
@@ -285,7 +322,7 @@ def test_refresh_loras_and_backend_fragment(editor_client, catalog, sdnext):
     response = editor_client.post(reverse("generation:refresh_loras"), {"backend": "default"}, **HTMX)
     html = response.content.decode()
     assert html.startswith('<div id="composer-backend"') and "SD.Next lists 3 LoRAs; 3 matched to the catalog." in html
-    assert response["HX-Trigger"] == "composer-changed"
+    assert response["HX-Trigger-After-Swap"] == "composer-changed"
     sdnext.set_fault("500", path="/sdapi/v1/refresh-loras")
     html = editor_client.post(reverse("generation:refresh_loras"), {"backend": "default"}, **HTMX).content.decode()
     assert "Could not refresh the LoRA list: SD.Next failed with HTTP 500" in html
@@ -302,3 +339,26 @@ def test_open_in_composer_from_an_adapter_page(viewer_client, catalog):
     pixel = catalog["pixel_xl"]
     html = viewer_client.get(reverse("adapters:detail", args=[pixel.pk])).content.decode()
     assert f'href="/generate/?adapter={pixel.pk}"' in html and "Open in composer" in html
+
+
+def test_a_finished_job_page_answers_the_skip_warnings_and_shows_each_image_once(viewer_client, catalog, sdnext):
+    from generation.models import BackendLora
+
+    lora_names.refresh("default")
+    pixel = catalog["pixel_xl"]
+    BackendLora.objects.filter(adapter=pixel).delete()  # the list we read says SD.Next lacks it...
+    job = queue_job(composition(loras=[composer.LoraChoice(pixel.pk, 0.8)]))
+    assert any(composer.SKIP_PREDICTION in w for w in job.warnings)
+    before = viewer_client.get(reverse("generation:job", args=[job.pk])).content.decode()
+    assert composer.SKIP_PREDICTION in before and "not yet known" in before
+    pipeline.run(job.pk, RecordingReporter())  # ...but its folder has the file: it is applied
+    job.refresh_from_db()
+    panel = viewer_client.get(reverse("generation:job_panel", args=[job.pk]), **HTMX).content.decode()
+    assert panel.startswith(f'<section id="job-{job.pk}-panel"')
+    assert f'<div id="job-{job.pk}-facts" class="job-details" hx-swap-oob="true">' in panel  # swapped alongside
+    assert composer.SKIP_PREDICTION not in panel and 'data-applied="yes"' in panel
+    assert f'<td data-param="seeds-used">{job.seeds[0]}</td>' in panel
+    assert 'class="result-grid large"' not in panel and f'id="job-{job.pk}-results"' in panel  # images: below, once
+    results = viewer_client.get(reverse("generation:job_results", args=[job.pk]), **HTMX).content.decode()
+    assert results.count("<img ") == 1 and f"seed {job.seeds[0]}" in results and "download=1" in results
+    assert 'class="job-panel card" data-job-status="succeeded"' in panel  # its colour stays on the edge

@@ -111,6 +111,24 @@ def test_best_rated_from_result_ratings(seeded, editor, viewer):
     assert (best[1]["rated"], best[1]["stars"], best[1]["approval_percent"]) == (1, 4.0, 100)
 
 
+def test_rating_a_result_up_shows_as_a_rated_result_not_as_suggestion_feedback(client, seeded, editor):
+    from generation import ratings
+
+    client.force_login(editor)
+    rated = job(JobStatus.SUCCEEDED, images=1, loras=[seeded["used"]])
+    ratings.rate(editor, rated.images.get(), ratings.Verdict(1, None))
+    body = client.get("/").content.decode()
+    assert 'id="fig-results-up">1<' in body and 'id="fig-results-down">0<' in body
+    assert "Suggestions rated up" in body and ">Thumbs up<" not in body
+
+
+def test_most_used_is_not_a_numbered_empty_list(client, db, editor):
+    client.force_login(editor)
+    body = client.get("/").content.decode()
+    assert '<p class="muted" id="dash-most-used">No generations yet.</p>' in body
+    assert '<ol class="dash-list" id="dash-most-used">' not in body
+
+
 def test_never_and_long_unused_lists(seeded):
     usage = dashboard.usage()
     # Active adapters never generated with; the inactive one is already dealt with.

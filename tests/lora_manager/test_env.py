@@ -150,6 +150,52 @@ def test_sdnext_backends_default_first_then_named_ones():
         env.sdnext_backends("http://main:7860", "", "", {"LORA_MANAGER_SDNEXT_BACKENDS": "default=http://x:1"})
 
 
+def test_url_or_off_switches_a_feature_off_or_checks_the_url():
+    schemes = ("http", "https")
+    assert env.env_url_or_off("CIVITAI_URL", "https://civitai.com", schemes, {}) == "https://civitai.com"
+    for off in ("", "off", "OFF", "false", "0", "none"):
+        assert (
+            env.env_url_or_off("CIVITAI_URL", "https://civitai.com", schemes, {"LORA_MANAGER_CIVITAI_URL": off}) == ""
+        )
+    mine = {"LORA_MANAGER_CIVITAI_URL": "http://127.0.0.1:7862"}
+    assert env.env_url_or_off("CIVITAI_URL", "https://civitai.com", schemes, mine) == "http://127.0.0.1:7862"
+    with pytest.raises(ImproperlyConfigured, match=r"LORA_MANAGER_CIVITAI_URL='ftp://x'.*http://"):
+        env.env_url_or_off("CIVITAI_URL", "", schemes, {"LORA_MANAGER_CIVITAI_URL": "ftp://x"})
+
+
+def test_float_seconds_with_bounds():
+    assert env.env_float("CIVITAI_MIN_INTERVAL", 1.0, {}) == 1.0
+    assert env.env_float("CIVITAI_MIN_INTERVAL", 1.0, {"LORA_MANAGER_CIVITAI_MIN_INTERVAL": " 0.25 "}) == 0.25
+    for bad, message in [("fast", "not a number"), ("-1", "out of range"), ("nan", "out of range"), ("1e9", "range")]:
+        with pytest.raises(ImproperlyConfigured, match=f"LORA_MANAGER_CIVITAI_MIN_INTERVAL.*{message}"):
+            env.env_float("CIVITAI_MIN_INTERVAL", 1.0, {"LORA_MANAGER_CIVITAI_MIN_INTERVAL": bad}, maximum=600)
+
+
+def test_civitai_settings_are_parsed_strictly_at_startup(tmp_path):
+    import subprocess
+    import sys
+
+    base = {"DJANGO_SETTINGS_MODULE": "lora_manager.settings", "LORA_MANAGER_DATA_DIR": str(tmp_path)}
+    base["PATH"] = "/usr/bin:/bin"
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.CIVITAI_URL, s.CIVITAI_API_KEY, s.CIVITAI_MIN_INTERVAL, s.CIVITAI_AUTO)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    good = {
+        **base,
+        "LORA_MANAGER_CIVITAI_URL": "http://localhost:7862/",
+        "LORA_MANAGER_CIVITAI_API_KEY": "k",
+        "LORA_MANAGER_CIVITAI_MIN_INTERVAL": "2.5",
+        "LORA_MANAGER_CIVITAI_AUTO": "yes",
+    }
+    result = subprocess.run([sys.executable, "-c", code], env=good, capture_output=True, text=True, cwd=root)
+    assert result.stdout.split() == ["http://localhost:7862", "k", "2.5", "True"], result.stderr
+    bad = {**base, "LORA_MANAGER_CIVITAI_AUTO": "sometimes"}
+    result = subprocess.run([sys.executable, "-c", code], env=bad, capture_output=True, text=True, cwd=root)
+    assert result.returncode != 0 and "LORA_MANAGER_CIVITAI_AUTO='sometimes'" in result.stderr
+
+
 def test_sidecar_writes_are_off_by_default_and_strict():
     name = "LORA_MANAGER_WRITE_SIDECARS"
     assert env.env_sidecar_writes("WRITE_SIDECARS", {}) == ""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import threading
+from datetime import timedelta
 
 import django_rq
 import pytest
@@ -39,6 +41,31 @@ def test_everything_up(standin, redis_conn, settings):
     assert {d["label"] for d in status["disks"]} >= {"data", "backups"}
     assert all(d["free_bytes"] > 0 for d in status["disks"] if d["ok"])
     assert "rescan" in status["schedule"] and "embeddings" in status
+
+
+def test_an_idle_sdnext_that_still_reports_its_last_progress_is_idle(standin, client, viewer, redis_conn):
+    standin.engine.state.idle_progress = 1.0  # as real SD.Next does after a job (state.job is "")
+    backend = system_status.backend_status("default")
+    assert backend["busy"] is False and backend["progress"] == 1.0
+    client.force_login(viewer)
+    page = client.get("/status/").content.decode()
+    assert "Busy" not in page and '<p class="backend-state">Idle</p>' in page
+    standin.engine.state.begin("txt2img", 1, 0, 20, 1)
+    assert system_status.backend_status("default")["busy"] is True
+    assert "Busy: txt2img" in client.get("/status/").content.decode()
+    standin.engine.state.end()
+
+
+def test_schedule_dates_read_as_human_dates(standin, client, viewer, redis_conn):
+    from adapters.models import ScanRun
+
+    ScanRun.objects.create(status="succeeded", finished_at=timezone.now() - timedelta(minutes=5))
+    client.force_login(viewer)
+    page = client.get("/status/").content.decode()
+    rescan = page[page.index('id="status-rescan"') :].split("</p>", 1)[0]
+    shown = re.sub(r"<[^>]+>", "", rescan)
+    assert re.search(r"last (today|yesterday) \d\d:\d\d \(succeeded\)", shown), shown
+    assert not re.search(r"\d{4}-\d\d-\d\dT", shown)  # no raw ISO timestamp
 
 
 def test_redis_down(settings, standin):

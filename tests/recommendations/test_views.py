@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from django.test import Client
 
@@ -155,8 +158,14 @@ def test_users_without_a_role_get_nothing(client, embedded):
 
 
 def test_status_fragment_and_json(viewer_client, embedded):
+    from recommendations import embeddings
+
     html = viewer_client.get("/recommendations/status/").content.decode()
     assert html.lstrip().startswith('<div id="recommendations-status"') and "exact" in html
+    path = embeddings.status()["path"]
+    assert f'<dd id="recommendations-model">{Path(path).name}' in html and path not in html  # a name, no path
+    built = html.split("built ", 1)[1].split("</dd>", 1)[0]
+    assert re.match(r"(today|yesterday) \d\d:\d\d", built) and not re.search(r"\d{4}-\d\d-\d\dT", built)
     body = viewer_client.get("/recommendations/status.json").json()
     assert body["ready"] and body["index"]["count"] == 4 and body["embedded"] == 4 and body["unavailable"] is None
 

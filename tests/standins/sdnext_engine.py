@@ -210,6 +210,9 @@ class JobState:
         self.job_count = self.job_no = self.sampling_step = self.sampling_steps = 0
         self.skipped = self.interrupted = False
         self.time_start = time.time()
+        # What /progress says while idle. Real SD.Next keeps the last job's sampling_step, so an idle
+        # server can report 1.0 (sdnext-api.md); 0.0 by default, tests set 1.0 to see that case.
+        self.idle_progress = 0.0
 
     def begin(self, job: str, job_count: int, job_no: int, steps: int, seed: int) -> None:
         with self._lock:
@@ -238,7 +241,9 @@ class JobState:
             self.skipped = True
 
     def _fraction(self) -> float:
-        if not self.job or not self.job_count or not self.sampling_steps:
+        if not self.job:
+            return self.idle_progress
+        if not self.job_count or not self.sampling_steps:
             return 0.0
         done = self.sampling_steps * self.job_no + self.sampling_step
         return min(1.0, done / (self.sampling_steps * self.job_count))

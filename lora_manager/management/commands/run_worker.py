@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from adapters.civitai_runs import reconcile_stale_runs as reconcile_civitai_runs
 from adapters.scan_runs import reconcile_stale_runs, start_first_scan
 from adapters.tasks import schedule_periodic_rescan
 from archive.runs import reconcile_stale_runs as reconcile_archive_runs
@@ -40,6 +41,7 @@ class Command(BaseCommand):
         fixed = reconcile_stale_jobs()
         if fixed:
             self.stdout.write(f"marked {fixed} generation(s) left queued or running by a stopped worker as failed")
+        reconcile_civitai_runs()  # Civitai lookups a killed worker left running
         reconcile_embedding_runs()  # embedding runs a killed worker left running
         if "default" in queues and start_first_scan():
             self.stdout.write("library folders are configured and the catalog is empty: first scan queued")
