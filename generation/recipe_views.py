@@ -3,6 +3,8 @@ delete it; and "Save as recipe" on a job's image. Thin: the work is in generatio
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
@@ -11,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from adapters.models import Adapter
 from adapters.thumbnails import thumbnail_path
 from generation import backends, pages, recipes, storage, submitting
 from generation.models import GenerationImage, GenerationJob, Recipe
@@ -118,6 +121,20 @@ def delete_recipe(request: HttpRequest, pk: int) -> HttpResponse:
         response["HX-Redirect"] = reverse("generation:recipes")
         return response
     return redirect("generation:recipes")
+
+
+@require_POST
+@permission_required(ADD, raise_exception=True)
+def from_civitai_examples(request: HttpRequest, adapter_id: int) -> HttpResponse:
+    """An adapter's Civitai example images (stored by a lookup) saved as recipes, from its detail page."""
+    get_object_or_404(Adapter, pk=adapter_id)
+    made, skipped = recipes.from_civitai_examples(adapter_id, request.user)
+    if not made:
+        messages.info(request, "No new recipes: the examples are saved already or carry no parameters.")
+        return redirect("adapters:detail", pk=adapter_id)
+    note = f" ({skipped} skipped: saved already or without parameters)" if skipped else ""
+    messages.success(request, f"{len(made)} recipe{'s' if len(made) != 1 else ''} saved from Civitai examples{note}.")
+    return redirect(reverse("generation:recipes") + "?q=" + quote(made[0].title.rsplit(",", 1)[0]))
 
 
 @require_POST

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
+from adapters.civitai_lookup import example_images
 from adapters.models import Adapter
 from adapters.previews import PreviewError, make_thumbnails
 from adapters.thumbnails import thumbnail_path
@@ -181,6 +182,28 @@ def from_civitai_meta(meta: dict, title: str = "", image: bytes | None = None, u
     except RecipeError as exc:
         raise ImportFailed(str(exc)) from exc
     return save(parsed, title=title, image=image, user=user)
+
+
+def from_civitai_examples(adapter_id: int, user=None) -> tuple[list[Recipe], int]:
+    """The adapter's stored Civitai example images (adapters.civitai_lookup) as recipes, parameters only
+    (their images stay on Civitai); examples already saved, or without parameters, are skipped."""
+    name = Adapter.objects.filter(pk=adapter_id).values_list("name", flat=True).first() or f"#{adapter_id}"
+    made: list[Recipe] = []
+    skipped = 0
+    for position, example in enumerate(example_images(adapter_id), start=1):
+        title = clean_title(f"{name}, Civitai example {position}")
+        if Recipe.objects.filter(source=RecipeSource.CIVITAI, title=title).exists():
+            skipped += 1
+            continue
+        try:
+            recipe = from_civitai_meta(example["meta"] or {}, title=title, user=user)
+        except ImportFailed:
+            skipped += 1
+            continue
+        recipe.parameters = {**recipe.parameters, "civitai image": example["url"]}
+        recipe.save(update_fields=["parameters"])
+        made.append(recipe)
+    return made, skipped
 
 
 def from_job_image(image: GenerationImage, user=None) -> Recipe:

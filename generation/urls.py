@@ -43,5 +43,6 @@ urlpatterns = [
     path("recipes/<int:pk>/delete/", recipe_views.delete_recipe, name="delete_recipe"),
     path("recipes/<int:pk>/generate/", recipe_views.generate_again, name="generate_recipe"),
     path("recipes/<int:pk>/rematch/", recipe_views.rematch, name="rematch_recipe"),
+    path("recipes/from-civitai/<int:adapter_id>/", recipe_views.from_civitai_examples, name="civitai_recipes"),
     path("images/<int:image_id>/save-recipe/", recipe_views.save_job_image, name="save_recipe"),
 ]

@@ -197,3 +197,46 @@ def test_match_again_after_the_missing_lora_is_hashed(editor_client, catalog):
     assert "1 LoRA match changed." in response.content.decode()
     ink.refresh_from_db()
     assert (ink.adapter_id, ink.matched_by) == (catalog["ink_sd15"].pk, "autov3")
+
+
+def test_civitai_examples_become_recipes_once(editor_client, viewer, hashed):
+    """A lookup stores Civitai example images with their ``meta``; the detail page's button turns them into
+    recipes (LoRAs matched to the catalog), and a second press adds nothing."""
+    from django.utils import timezone
+
+    from adapters.models import CivitaiImage, CivitaiRecord
+
+    pixel = hashed["pixel_xl"]
+    CivitaiRecord.objects.create(adapter=pixel, checked_at=timezone.now(), found=True, model_name="Pixel")
+    meta = {
+        "prompt": "a knight, pixel art, <lora:ink_sd15:0.7>",
+        "negativePrompt": "blurry",
+        "seed": 42,
+        "steps": 25,
+        "sampler": "Euler a",
+        "cfgScale": 6.5,
+        "Size": "832x1216",
+        "resources": [{"name": "pixel_xl", "type": "lora", "weight": 0.8}],
+    }
+    CivitaiImage.objects.create(adapter=pixel, position=0, url="https://image.civitai.com/x/1.png", meta=meta)
+    CivitaiImage.objects.create(adapter=pixel, position=1, url="https://image.civitai.com/x/2.png", meta={})
+
+    assert _client(viewer).post(f"/generate/recipes/from-civitai/{pixel.pk}/").status_code == 403
+    response = editor_client.post(f"/generate/recipes/from-civitai/{pixel.pk}/")
+    assert response.status_code == 302
+    recipe = Recipe.objects.get()
+    assert (recipe.source, recipe.prompt, recipe.seed, recipe.width, recipe.height) == (
+        "civitai",
+        meta["prompt"],
+        42,
+        832,
+        1216,
+    )
+    matched = {lora.name: (lora.adapter_id, lora.weight) for lora in recipe.loras.all()}
+    assert matched == {"ink_sd15": (hashed["ink_sd15"].pk, 0.7), "pixel_xl": (pixel.pk, 0.8)}
+    assert recipe.parameters["civitai image"] == "https://image.civitai.com/x/1.png"
+    editor_client.post(f"/generate/recipes/from-civitai/{pixel.pk}/")
+    assert Recipe.objects.count() == 1
+    assert editor_client.post("/generate/recipes/from-civitai/999999/").status_code == 404
+    detail = editor_client.get(f"/library/{pixel.pk}/").content.decode()
+    assert "Save the examples as recipes" in detail
