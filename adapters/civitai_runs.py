@@ -14,11 +14,10 @@ from django.utils import timezone
 from adapters import civitai_lookup
 from adapters.civitai import Cancelled, CivitaiError, CivitaiUnreachable
 from adapters.models import Adapter, CivitaiRun
-from lora_manager import jobs, realtime
+from lora_manager import realtime, runs, workers
 from recommendations.embedding_runs import request_embedding_safely
 
-CIVITAI_GROUP = "civitai.{pk}"
-JOB = "adapters.tasks.civitai_job"
+CIVITAI_GROUP = CivitaiRun.progress_group
 MAX_RECORDED_ISSUES = 2000
 
 
@@ -26,8 +25,7 @@ class CivitaiOff(ValueError):
     """The feature is switched off: nothing was started."""
 
 
-class CivitaiReporter(realtime.RunReporter):
-    group, event = CIVITAI_GROUP, "civitai.progress"
+CivitaiReporter = realtime.RunReporter  # events go to CivitaiRun.progress_group
 
 
 def active_run() -> CivitaiRun | None:
@@ -40,15 +38,12 @@ def start_run(mode: str = CivitaiRun.Mode.DUE, ids: list[int] | None = None, use
         raise CivitaiOff("Civitai lookups are switched off (LORA_MANAGER_CIVITAI_URL=off).")
     if mode not in CivitaiRun.Mode.values:
         raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(CivitaiRun.Mode.values)}")
+    runs.reconcile(CivitaiRun, quietly=True)  # a lookup whose worker died never blocks the next one
     with transaction.atomic():
         running = active_run()
         if running is not None:
             return running
-        run = CivitaiRun.objects.create(mode=mode, adapter_ids=list(ids or []), requested_by=user)
-        run.rq_job_id = f"civitai-{run.pk}"
-        run.save(update_fields=["rq_job_id"])
-        jobs.enqueue("default", JOB, run.pk, job_id=run.rq_job_id)
-    return run
+        return runs.start(CivitaiRun, mode=mode, adapter_ids=list(ids or []), requested_by=user)
 
 
 def request_cancel(run: CivitaiRun) -> CivitaiRun:
@@ -91,8 +86,9 @@ def _finish(run: CivitaiRun, status: str, message: str, reporter: CivitaiReporte
 def execute(run: CivitaiRun, echo: Callable[[str, int, int], None] | None = None, client=None) -> CivitaiRun:
     """Look up the run's adapters one by one; the row keeps counts, issues and a closing message."""
     reporter = CivitaiReporter(run, echo)
+    run.rq_job_id = run.rq_job_id or workers.local_job_id()  # a command runs it here: the janitor can ask
     claimed = CivitaiRun.objects.filter(pk=run.pk, status=CivitaiRun.Status.QUEUED).update(
-        status=CivitaiRun.Status.RUNNING, started_at=timezone.now(), phase="choosing"
+        status=CivitaiRun.Status.RUNNING, started_at=timezone.now(), phase="choosing", rq_job_id=run.rq_job_id
     )
     run.refresh_from_db()
     if not claimed:
@@ -158,24 +154,3 @@ def after_scan() -> CivitaiRun | None:
     if not civitai_lookup.ids_for(CivitaiRun.Mode.MISSING):
         return None
     return start_run(CivitaiRun.Mode.MISSING)
-
-
-def reconcile_stale_runs() -> int:
-    """Rows RUNNING/QUEUED whose RQ job no longer exists or runs belonged to a killed worker."""
-    import django_rq
-    from rq.job import Job
-
-    connection = django_rq.get_connection("default")
-    queue = django_rq.get_queue("default")
-    alive = set(queue.started_job_registry.get_job_ids()) | set(queue.get_job_ids())
-    fixed = 0
-    for run in CivitaiRun.objects.filter(status__in=[CivitaiRun.Status.QUEUED, CivitaiRun.Status.RUNNING]):
-        if run.rq_job_id in alive:
-            continue
-        if run.rq_job_id and Job.exists(run.rq_job_id, connection=connection) and run.status == "queued":
-            continue
-        run.status, run.finished_at = CivitaiRun.Status.FAILED, timezone.now()
-        run.message = "the worker stopped before this Civitai lookup finished; start a new one"
-        run.save(update_fields=["status", "finished_at", "message"])
-        fixed += 1
-    return fixed

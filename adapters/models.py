@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
+from lora_manager.models import TrackedRun
+
 USER_SOURCE = "user"
 
 
@@ -218,20 +220,11 @@ class AdapterFile(models.Model):
         return bool(self.sha256) and self.hashed_size == self.size and self.hashed_mtime_ns == self.mtime_ns
 
 
-class ScanRun(models.Model):
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
+class ScanRun(TrackedRun):
+    """One scan (and hash) of the library folders: the row users watch."""
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     roots = models.JSONField(default=list, blank=True)
     hash_files = models.BooleanField(default=True)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    phase = models.CharField(max_length=32, blank=True)
-    done = models.PositiveIntegerField(default=0)
-    total = models.PositiveIntegerField(default=0)
     found = models.PositiveIntegerField(default=0)
     added = models.PositiveIntegerField(default=0)
     updated = models.PositiveIntegerField(default=0)
@@ -242,22 +235,13 @@ class ScanRun(models.Model):
     errors = models.PositiveIntegerField(default=0)
     hashed = models.PositiveIntegerField(default=0)
     postponed = models.PositiveIntegerField(default=0)
-    message = models.TextField(blank=True)
     issues = models.JSONField(default=list, blank=True)  # [{"path": ..., "message": ...}], capped
-    rq_job_id = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    job_path, job_id_prefix, progress_group = "adapters.tasks.scan_job", "scan", "scan.{pk}"
+    noun, again = "scan", "start a new scan"
 
-    def __str__(self) -> str:
-        return f"scan #{self.pk} ({self.status})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+    class Meta(TrackedRun.Meta):
+        pass
 
     # Share of the whole run each phase covers, so the bar moves through every phase (a small library
     # reads in one step, then hashes) instead of restarting at 0 % or sitting there until the end.
@@ -383,8 +367,8 @@ class CivitaiImage(models.Model):
         return self.url
 
 
-class CivitaiRun(models.Model):
-    """A Civitai lookup over some adapters, tracked like a scan (kept small and ScanRun-shaped on purpose)."""
+class CivitaiRun(TrackedRun):
+    """A Civitai lookup over some adapters, tracked like a scan (one tracked-run machinery: lora_manager.runs)."""
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -402,10 +386,6 @@ class CivitaiRun(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.DUE)
     adapter_ids = models.JSONField(default=list, blank=True)  # for mode "selected"
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    phase = models.CharField(max_length=32, blank=True)
-    done = models.PositiveIntegerField(default=0)
-    total = models.PositiveIntegerField(default=0)
     found = models.PositiveIntegerField(default=0)
     not_found = models.PositiveIntegerField(default=0)
     updates = models.PositiveIntegerField(default=0)  # found with a newer version on Civitai
@@ -413,26 +393,16 @@ class CivitaiRun(models.Model):
     skipped = models.PositiveIntegerField(default=0)  # not hashed yet
     requests = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
-    message = models.TextField(blank=True)
     issues = models.JSONField(default=list, blank=True)  # [{"adapter_id", "name", "message"}], capped
-    rq_job_id = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    job_path, job_id_prefix, progress_group = "adapters.tasks.civitai_job", "civitai", "civitai.{pk}"
+    noun, again = "Civitai lookup", "start a new one"
+
+    class Meta(TrackedRun.Meta):
+        pass
 
     def __str__(self) -> str:
         return f"Civitai lookup #{self.pk} ({self.status})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
-
-    @property
-    def percent(self) -> int:
-        return int(100 * self.done / self.total) if self.total else (100 if not self.is_active else 0)
 
     def summary(self) -> dict:
         keys = ("total", "found", "not_found", "updates", "failed", "skipped", "requests")

@@ -12,39 +12,29 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from adapters import civitai_runs, identity, scanning, thumbnails
 from adapters.models import AdapterFile, ScanRun
-from lora_manager import jobs, realtime
+from lora_manager import realtime, runs
 from recommendations.embedding_runs import request_embedding_safely
 
 log = logging.getLogger(__name__)
-SCAN_GROUP = "scan.{pk}"
 SETTLE_SECONDS = 5.0
 
 
-class ScanReporter(realtime.RunReporter):
-    group, event = SCAN_GROUP, "scan.progress"
-
-
 def active_run() -> ScanRun | None:
-    return ScanRun.objects.filter(status__in=[ScanRun.Status.QUEUED, ScanRun.Status.RUNNING]).first()
+    return ScanRun.objects.filter(status__in=ScanRun.ACTIVE).first()
 
 
 def start_scan(user=None, roots: list[str] | None = None, hash_files: bool = True) -> ScanRun:
-    """Queue a scan unless one is already queued or running (then that one is returned)."""
+    """Queue a scan unless one is already queued or running (then that one is returned). A scan
+    whose worker died is settled first, so it never blocks the next one."""
+    runs.reconcile(ScanRun, quietly=True)
     with transaction.atomic():
         running = active_run()
         if running is not None:
             return running
-        run = ScanRun.objects.create(roots=roots or [], hash_files=hash_files, requested_by=user)
-        run.rq_job_id = f"scan-{run.pk}"
-        run.save(update_fields=["rq_job_id"])
-        from adapters.tasks import scan_job
-
-        jobs.enqueue("default", scan_job, run.pk, job_id=run.rq_job_id)
-    return run
+        return runs.start(ScanRun, roots=roots or [], hash_files=hash_files, requested_by=user)
 
 
 def start_first_scan() -> ScanRun | None:
@@ -58,17 +48,21 @@ def start_first_scan() -> ScanRun | None:
     return start_scan()
 
 
+def first_scan_on_worker_start(queues: list[str]) -> str:
+    """Declared in AdaptersConfig.ready(): run_worker calls it with its queues; says what it did."""
+    if "default" in queues and start_first_scan():
+        return "library folders are configured and the catalog is empty: first scan queued"
+    return ""
+
+
 def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, settle_wait: bool = False) -> ScanRun:
     """Scan (and hash) as the run says; on error the row says what went wrong and the error re-raises.
 
     Files modified moments ago are postponed (they may still be downloading); with ``settle_wait``
     (the command line, where the user waits anyway) they get one more try once they have settled.
     """
-    reporter = ScanReporter(run, echo)
-    run.status, run.started_at, run.phase = ScanRun.Status.RUNNING, timezone.now(), "listing"
-    run.save(update_fields=["status", "started_at", "phase"])
-    reporter.notify()
-    try:
+
+    def work(run: ScanRun, reporter: realtime.RunReporter) -> None:
         summary = scanning.scan(run.roots or None, progress=reporter)
         if run.hash_files:
             counts = identity.hash_pending(workers=settings.HASH_WORKERS, progress=reporter)
@@ -81,22 +75,17 @@ def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, s
             summary.errors += counts["errors"]
             reporter("thumbnails", 0, 0)
             thumbnails.make_missing_thumbnails()
-    except Exception as exc:
-        run.status, run.message, run.finished_at = ScanRun.Status.FAILED, f"scan failed: {exc}", timezone.now()
-        run.save(update_fields=["status", "message", "finished_at"])
-        reporter.notify()
-        raise
-    for key, value in summary.counts().items():
-        setattr(run, key, value)
-    run.issues = summary.issues
-    run.status, run.phase, run.finished_at = ScanRun.Status.SUCCEEDED, "done", timezone.now()
-    run.message = (
-        f"{summary.found} files: {summary.added} added, {summary.updated} updated, {summary.relinked} relinked"
-    )
-    run.save()
-    reporter.notify()
-    request_embedding_safely("scan")  # recommendations: embed what the scan changed
-    _civitai_after_scan()
+        for key, value in summary.counts().items():
+            setattr(run, key, value)
+        run.issues, run.phase = summary.issues, "done"
+        run.message = (
+            f"{summary.found} files: {summary.added} added, {summary.updated} updated, {summary.relinked} relinked"
+        )
+
+    run = runs.execute(run, work, echo, phase="listing")
+    if run.status == ScanRun.Status.SUCCEEDED:
+        request_embedding_safely("scan")  # recommendations: embed what the scan changed
+        _civitai_after_scan()
     return run
 
 
@@ -106,24 +95,3 @@ def _civitai_after_scan() -> None:
         civitai_runs.after_scan()
     except Exception as exc:  # noqa: BLE001 - the scan itself succeeded
         log.warning("could not start the Civitai lookup after the scan: %s", exc)
-
-
-def reconcile_stale_runs() -> int:
-    """Rows RUNNING/QUEUED whose RQ job no longer exists or runs belonged to a killed worker."""
-    import django_rq
-    from rq.job import Job
-
-    connection = django_rq.get_connection("default")
-    queue = django_rq.get_queue("default")
-    alive = set(queue.started_job_registry.get_job_ids()) | set(queue.get_job_ids())
-    fixed = 0
-    for run in ScanRun.objects.filter(status__in=[ScanRun.Status.QUEUED, ScanRun.Status.RUNNING]):
-        if run.rq_job_id in alive:
-            continue
-        if run.rq_job_id and Job.exists(run.rq_job_id, connection=connection) and run.status == ScanRun.Status.QUEUED:
-            continue
-        run.status, run.finished_at = ScanRun.Status.FAILED, timezone.now()
-        run.message = "the worker stopped before this scan finished; start a new scan"
-        run.save(update_fields=["status", "finished_at", "message"])
-        fixed += 1
-    return fixed

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import django_rq
@@ -11,8 +10,6 @@ from django.conf import settings
 from adapters import civitai_runs, identity, scan_runs
 from adapters.models import CivitaiRun, ScanRun
 from lora_manager.jobs import tracked
-
-PERIODIC_RESCAN_PREFIX = "periodic-rescan-"
 
 
 @tracked
@@ -32,21 +29,3 @@ def civitai_job(run_id: int) -> dict:
 @tracked
 def hash_job(adapter_ids: list[int] | None = None) -> dict:
     return identity.hash_pending(adapter_ids, workers=settings.HASH_WORKERS)
-
-
-def periodic_rescan() -> None:
-    """Queue a rescan, then schedule the next one (RQ's scheduler runs it; interval 0 turns it off)."""
-    scan_runs.start_scan()
-    schedule_periodic_rescan()
-
-
-def schedule_periodic_rescan() -> bool:
-    minutes = settings.RESCAN_INTERVAL_MINUTES
-    if not minutes:
-        return False
-    queue = django_rq.get_queue("default")
-    if any(job_id.startswith(PERIODIC_RESCAN_PREFIX) for job_id in queue.scheduled_job_registry.get_job_ids()):
-        return False
-    job_id = f"{PERIODIC_RESCAN_PREFIX}{int(time.time())}"
-    queue.enqueue_in(timedelta(minutes=minutes), periodic_rescan, job_id=job_id)
-    return True

@@ -1,7 +1,17 @@
 from django.urls import path
 
-from archive.consumers import ArchiveRunConsumer
+from archive.models import ArchiveRun
+from archive.planning import ON_CONFLICT
+from lora_manager.consumers import RunProgressConsumer
 
 websocket_urlpatterns = [
-    path("ws/archive/runs/<int:pk>/", ArchiveRunConsumer.as_asgi()),
+    path(
+        "ws/archive/runs/<int:pk>/",
+        RunProgressConsumer.as_asgi(
+            model=ArchiveRun,
+            template="archive/_run.html",
+            permission="archive.view_archiverun",
+            extra_context={"on_conflict": ON_CONFLICT},
+        ),
+    ),
 ]

@@ -9,32 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
 
 from archive import backups, exporting, importing
 from archive.checking import ArchiveRefused
 from archive.models import ArchiveRun
-from lora_manager import jobs, realtime
+from lora_manager import realtime
+from lora_manager import runs as lora_runs
 
-RUN_GROUP = "archive.{pk}"
 Status = ArchiveRun.Status
 
 
-class RunReporter(realtime.RunReporter):
-    group, event = RUN_GROUP, "archive.progress"
-
-
 def _start(kind: str, user=None, **fields) -> ArchiveRun:
-    from archive import tasks
-
-    job = {"export": tasks.export_job, "backup": tasks.backup_job, "check": tasks.check_job, "import": tasks.import_job}
-    with transaction.atomic():
-        run = ArchiveRun.objects.create(kind=kind, requested_by=user, **fields)
-        run.rq_job_id = f"archive-{run.pk}"
-        run.save(update_fields=["rq_job_id"])
-        jobs.enqueue("default", job[kind], run.pk, job_id=run.rq_job_id)
-    return run
+    return lora_runs.start(ArchiveRun, kind=kind, requested_by=user, **fields)
 
 
 def start_export(
@@ -73,10 +59,11 @@ def start_import(check: ArchiveRun, on_conflict: str, user=None) -> ArchiveRun:
 
 def execute(run: ArchiveRun) -> ArchiveRun:
     """Run the row's work; the row ends SUCCEEDED/READY or FAILED with every problem listed."""
-    reporter = RunReporter(run)
-    run.status, run.started_at = Status.RUNNING, timezone.now()
-    run.save(update_fields=["status", "started_at"])
-    reporter.notify()
+    return lora_runs.execute(run, _refusing)
+
+
+def _refusing(run: ArchiveRun, reporter: realtime.RunReporter) -> None:
+    """An archive refused (bad manifest, checksum, path, size) fails the row without raising: nothing changed."""
     try:
         _work(run, reporter)
     except (ArchiveRefused, exporting.ExportError) as exc:
@@ -84,19 +71,9 @@ def execute(run: ArchiveRun) -> ArchiveRun:
         run.status, run.problems = Status.FAILED, problems
         plural = "s" * (len(problems) != 1)
         run.message = f"{run.get_kind_display()} refused: {len(problems)} problem{plural}; nothing was changed"
-    except Exception as exc:
-        run.status, run.message = Status.FAILED, f"{run.get_kind_display()} failed: {exc}"
-        run.finished_at = timezone.now()
-        run.save()
-        reporter.notify()
-        raise
-    run.finished_at = timezone.now()
-    run.save()
-    reporter.notify()
-    return run
 
 
-def _work(run: ArchiveRun, reporter: RunReporter) -> None:
+def _work(run: ArchiveRun, reporter: realtime.RunReporter) -> None:
     options = run.options
     if run.kind in (ArchiveRun.Kind.EXPORT, ArchiveRun.Kind.BACKUP):
         if run.kind == ArchiveRun.Kind.BACKUP:
@@ -133,19 +110,3 @@ def _work(run: ArchiveRun, reporter: RunReporter) -> None:
     from recommendations.embedding_runs import request_embedding_safely
 
     request_embedding_safely("import")
-
-
-def reconcile_stale_runs() -> int:
-    """Rows a killed worker left QUEUED/RUNNING become FAILED, so the page never waits forever."""
-    import django_rq
-
-    queue = django_rq.get_queue("default")
-    alive = set(queue.started_job_registry.get_job_ids()) | set(queue.get_job_ids())
-    fixed = 0
-    for run in ArchiveRun.objects.filter(status__in=[Status.QUEUED, Status.RUNNING]):
-        if run.rq_job_id not in alive:
-            run.status, run.finished_at = Status.FAILED, timezone.now()
-            run.message = "the worker stopped before this finished; start it again"
-            run.save(update_fields=["status", "finished_at", "message"])
-            fixed += 1
-    return fixed

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 import django_rq
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import LockError
 from redis.lock import Lock
 
 from generation import conf
+from generation.models import GenerationJob
 from generation.sdnext import SDNextClient, SDNextError
 
 logger = logging.getLogger(__name__)
@@ -149,10 +151,31 @@ def run_lock(backend: Backend) -> Lock:
     return Lock(connection, key, timeout=LOCK_TTL_SECONDS, thread_local=False)
 
 
-def acquire(lock: Lock, give_up: Callable[[], bool], poll: float = 0.5) -> bool:
+def lock_token(job_id: int) -> str:
+    """The backend lock's value while generation ``job_id`` holds it, so a dead job's lock can be freed."""
+    return f"generation-{job_id}"
+
+
+def acquire(lock: Lock, give_up: Callable[[], bool], poll: float = 0.5, token: str | None = None) -> bool:
     """Wait for the backend; False when `give_up()` says so first (say the job was cancelled meanwhile)."""
-    while not lock.acquire(blocking=False):
+    while not lock.acquire(blocking=False, token=token):
         if give_up():
             return False
         time.sleep(poll)
+    return True
+
+
+def free_lock_of_dead_job(job_id: int) -> bool:
+    """Release the backend lock if (and only if) generation ``job_id``, whose process died, still holds it."""
+    row = GenerationJob.objects.filter(pk=job_id).values("backend", "target_id").first()
+    if row is None or row["target_id"] is not None:
+        return False
+    try:
+        lock = run_lock(get(row["backend"]))
+        lock.local.token = lock.redis.get_encoder().encode(lock_token(job_id))
+        lock.release()
+    except (LockError, BackendNotConfigured, KeyError):
+        return False
+    except Exception:  # noqa: BLE001 - Redis down: the lock expires by itself within LOCK_TTL_SECONDS
+        return False
     return True

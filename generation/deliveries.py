@@ -23,6 +23,7 @@ import time
 import requests
 from django.db import transaction
 from django.utils import timezone
+from rq.callbacks import Callback
 
 from generation import composer, pipeline, progress, submitting
 from generation.models import DeliveryTarget, GenerationJob, JobLora, JobStatus
@@ -67,10 +68,6 @@ def submit(
         raise DeliveryError(" ".join(issue.message for issue in blocking))
     if not built.prompt.strip():
         raise DeliveryError("Write a prompt or add a LoRA first.")
-    from rq.callbacks import Callback
-
-    from generation.tasks import deliver, on_job_failure
-
     with transaction.atomic():
         job = submitting.create_job_row(
             composition,
@@ -86,10 +83,10 @@ def submit(
         job.save(update_fields=["payload"])
         jobs.enqueue(
             QUEUE,
-            deliver,
+            "generation.tasks.deliver",
             job.pk,
             job_id=job.rq_job_id,
-            on_failure=Callback(on_job_failure),
+            on_failure=Callback("generation.tasks.on_job_failure"),
             job_timeout=target.timeout_seconds * (target.retries + 2) + 60,
             result_ttl=3600,
             failure_ttl=7 * 24 * 3600,

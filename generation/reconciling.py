@@ -1,6 +1,7 @@
 """Settling rows a killed worker left QUEUED or RUNNING, against RQ's own records.
 
-Run when a worker starts (run_worker) and whenever a generation takes its backend's lock. A RUNNING
+Declared in GenerationConfig.ready(): run when a worker starts (run_worker), by the janitor every
+JANITOR_SECONDS, and (for its backend) whenever a generation takes its backend's lock. A RUNNING
 row is never retried: SD.Next may already have run it, so it is marked FAILED with a message that
 says so, and the user decides whether to re-run it.
 """
@@ -8,23 +9,16 @@ says so, and the user decides whether to re-run it.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-from datetime import timedelta
 
 import django_rq
 from django.utils import timezone
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
-from rq.job import JobStatus as RQStatus
-from rq.worker import Worker
 
 from generation import backends, progress
 from generation.models import GenerationJob, JobStatus
+from lora_manager import workers
 
 logger = logging.getLogger(__name__)
 
-GRACE = timedelta(seconds=60)  # a row is written before its RQ job is enqueued (on commit)
 LOST = "This job was lost from the queue before it started (was Redis emptied or restarted?): submit it again."
 
 
@@ -56,7 +50,6 @@ def reconcile_stale_jobs() -> int:
     from generation.pipeline import WORKER_STOPPED
 
     fixed = 0
-    now = timezone.now()
     for job in GenerationJob.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]):
         try:
             if job.target_id is not None:  # a delivery: it runs on the default queue
@@ -66,10 +59,12 @@ def reconcile_stale_jobs() -> int:
         except (backends.BackendNotConfigured, KeyError):
             reason = f"Its backend '{job.backend}' is no longer configured."
         else:
-            reason = _stale_reason(job, connection, now)
+            reason = _stale_reason(job, connection)
         if reason is None:
             continue
         message = reason if reason != "stopped" else WORKER_STOPPED
+        if reason == "stopped" and job.status == JobStatus.RUNNING:
+            backends.free_lock_of_dead_job(job.pk)  # its backend is free for the next job now
         if mark_failed(job.pk, message):
             fixed += 1
             progress.JobReporter(job.pk).status()
@@ -77,38 +72,14 @@ def reconcile_stale_jobs() -> int:
     return fixed
 
 
-def _stale_reason(job: GenerationJob, connection, now) -> str | None:
-    try:
-        rq_job = Job.fetch(job.rq_job_id, connection=connection)
-    except NoSuchJobError:
-        if now - job.created_at < GRACE:
-            return None
-        return LOST if job.status == JobStatus.QUEUED else "stopped"
-    status = rq_job.get_status(refresh=False)
-    if status in (RQStatus.QUEUED, RQStatus.SCHEDULED, RQStatus.DEFERRED):
-        return None if job.status == JobStatus.QUEUED else "stopped"
-    if status == RQStatus.STARTED:
-        return None if worker_alive(rq_job.worker_name, connection) else "stopped"
-    if job.status == JobStatus.QUEUED:
+def _stale_reason(job: GenerationJob, connection) -> str | None:
+    """The same rules as every tracked run (lora_manager.workers.job_fate), in generation's words."""
+    running = job.status == JobStatus.RUNNING
+    fate = workers.job_fate(job.rq_job_id, connection, running=running, created_at=job.created_at)
+    if fate is None:
+        return None
+    if fate.kind == "lost":
         return LOST
+    if fate.kind == "failed":
+        return f"The worker could not run this job: {fate.detail}" if fate.detail else "stopped"
     return "stopped"
-
-
-def worker_alive(name: str | None, connection) -> bool:
-    """A worker's key exists and, when it ran on this machine, its process still does."""
-    if not name:
-        return False
-    key = Worker.redis_worker_namespace_prefix + name
-    if not connection.exists(key):
-        return False
-    worker = Worker.find_by_key(key, connection=connection)
-    if worker is None:
-        return False
-    if worker.hostname == socket.gethostname() and worker.pid:
-        try:
-            os.kill(worker.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-    return True

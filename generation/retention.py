@@ -48,6 +48,11 @@ def policy() -> Policy:
     return Policy(settings.RETENTION_KEEP_JOBS, settings.RETENTION_KEEP_DAYS)
 
 
+def interval_seconds() -> int:
+    """How often RQ's scheduler applies the policy (0: never, when the interval or the policy is off)."""
+    return settings.RETENTION_INTERVAL_MINUTES * 60 if policy().active else 0
+
+
 @dataclass
 class Plan:
     jobs: int = 0

@@ -73,8 +73,6 @@ def submit(
         raise SubmitError(" ".join(issue.message for issue in built.blocking))
     if not built.prompt.strip():
         raise SubmitError("Write a prompt or add a LoRA first.")
-    from generation.tasks import generate, on_job_failure
-
     with transaction.atomic():
         job = create_job_row(
             composition,
@@ -90,10 +88,10 @@ def submit(
         )
         jobs.enqueue(
             backend.queue_name,
-            generate,
+            "generation.tasks.generate",
             job.pk,
             job_id=job.rq_job_id,
-            on_failure=Callback(on_job_failure),
+            on_failure=Callback("generation.tasks.on_job_failure"),
             result_ttl=3600,
             failure_ttl=7 * 24 * 3600,
         )

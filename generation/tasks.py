@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import logging
-import time
-from datetime import timedelta
 
-import django_rq
-from django.conf import settings
 from redis.exceptions import LockError
 from rq.exceptions import AbandonedJobError
 
@@ -15,9 +11,9 @@ from generation import backends, deliveries, pipeline, progress, retention, swee
 from generation.models import GenerationJob, JobStatus
 from generation.reconciling import fail_other_running, mark_failed
 from lora_manager.jobs import tracked
+from lora_manager.workers import WorkHorseKilled
 
 logger = logging.getLogger(__name__)
-PERIODIC_RETENTION_PREFIX = "periodic-retention-"
 
 
 @tracked
@@ -48,7 +44,7 @@ def _generate(job_id: int) -> str:
     def no_longer_queued() -> bool:
         return not GenerationJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).exists()
 
-    if not backends.acquire(lock, give_up=no_longer_queued):
+    if not backends.acquire(lock, give_up=no_longer_queued, token=backends.lock_token(job_id)):
         return GenerationJob.objects.get(pk=job_id).status
     try:
         fail_other_running(backend.name, job_id)  # we hold the backend: any other RUNNING row is stale
@@ -66,8 +62,9 @@ def on_job_failure(job, connection, exc_type, exc_value, traceback) -> None:
         job_id = int(job.args[0])
     except (IndexError, TypeError, ValueError):
         return
-    if exc_type is AbandonedJobError or isinstance(exc_value, AbandonedJobError):
+    if isinstance(exc_value, (AbandonedJobError, WorkHorseKilled)) or exc_type in (AbandonedJobError, WorkHorseKilled):
         message = pipeline.WORKER_STOPPED
+        backends.free_lock_of_dead_job(job_id)  # the next job of that backend starts now, not in a minute
     else:
         message = f"The worker could not run this job: {exc_value}"
     if mark_failed(job_id, message):
@@ -79,23 +76,3 @@ def on_job_failure(job, connection, exc_type, exc_value, traceback) -> None:
 def retention_job(requested_by: str = "") -> dict:
     """Apply the retention policy now (the button, the command with --queue, or the periodic run)."""
     return retention.apply().as_dict()
-
-
-def periodic_retention() -> None:
-    """Apply the retention policy, then schedule the next run (RQ's scheduler, like the periodic rescan)."""
-    retention.apply()
-    schedule_periodic_retention()
-
-
-def schedule_periodic_retention() -> bool:
-    """Schedule the next retention run unless one is scheduled or the policy or interval is off."""
-    minutes = settings.RETENTION_INTERVAL_MINUTES
-    if not minutes or not retention.policy().active:
-        return False
-    queue = django_rq.get_queue("default")
-    if any(job_id.startswith(PERIODIC_RETENTION_PREFIX) for job_id in queue.scheduled_job_registry.get_job_ids()):
-        return False
-    queue.enqueue_in(
-        timedelta(minutes=minutes), periodic_retention, job_id=f"{PERIODIC_RETENTION_PREFIX}{int(time.time())}"
-    )
-    return True

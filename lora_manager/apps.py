@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 from django.db.models.signals import post_migrate
 
 
@@ -7,6 +8,11 @@ class LoraManagerConfig(AppConfig):
     verbose_name = "LoRA Manager"
 
     def ready(self) -> None:
+        from lora_manager.periodic import Periodic
         from lora_manager.roles import ensure_roles_after_migrate
 
         post_migrate.connect(ensure_roles_after_migrate, dispatch_uid="lora_manager.ensure_roles")
+        # The janitor: fails runs and generations whose RQ job died (lora_manager.runs).
+        self.periodic_jobs = (
+            Periodic("janitor", "lora_manager.runs.janitor", lambda: settings.JANITOR_SECONDS, at_front=True),
+        )

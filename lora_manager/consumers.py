@@ -1,4 +1,4 @@
-"""Websocket consumers of the project itself: the header's activity indicator."""
+"""Websocket consumers of the project itself: the header's activity indicator and tracked runs' progress."""
 
 from __future__ import annotations
 
@@ -50,6 +50,52 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
 
     async def send_initial(self) -> None:
         """Send the current state at once, so a (re)connected page is never stale."""
+
+
+class RunProgressConsumer(AuthenticatedConsumer):
+    """Pushes a tracked run's progress fragment (scan, embedding run, archive run); events only say
+    'changed', the row says what. Configured per kind in each app's routing::
+
+        RunProgressConsumer.as_asgi(model=ScanRun, template="adapters/_scan_progress.html",
+                                    context_name="scan", permission="adapters.view_adapter")
+    """
+
+    def __init__(
+        self,
+        *,
+        model,
+        template: str,
+        permission: str,
+        context_name: str = "run",
+        extra_context: dict | None = None,
+        close_when_finished: bool = False,
+    ) -> None:
+        super().__init__()
+        self.model, self.template, self.permission = model, template, permission
+        self.context_name, self.extra_context = context_name, extra_context or {}
+        self.close_when_finished = close_when_finished  # send the last fragment, then close the socket
+
+    async def allowed(self, user) -> bool:
+        return await database_sync_to_async(user.has_perm)(self.permission)
+
+    async def get_groups(self) -> tuple[str, ...]:
+        return (self.model.progress_group.format(pk=self.scope["url_route"]["kwargs"]["pk"]),)
+
+    async def send_initial(self) -> None:
+        await self.run_progress({})
+
+    async def run_progress(self, event: dict) -> None:
+        html, finished = await database_sync_to_async(self.render)()
+        if html:
+            await self.send(text_data=html)
+        if finished and self.close_when_finished:
+            await self.close()
+
+    def render(self) -> tuple[str, bool]:
+        run = self.model.objects.filter(pk=self.scope["url_route"]["kwargs"]["pk"]).first()
+        if run is None:
+            return "", True
+        return render_to_string(self.template, {self.context_name: run, **self.extra_context}), not run.is_active
 
 
 class ActivityConsumer(AuthenticatedConsumer):

@@ -17,8 +17,9 @@ from lora_manager import activity, outages
 log = logging.getLogger(__name__)
 
 
-def enqueue(queue_name: str, func: Callable, *args: Any, job_id: str | None = None, **kwargs: Any) -> None:
-    """Enqueue on commit, so the worker always finds the row the job is about.
+def enqueue(queue_name: str, func: str, *args: Any, job_id: str | None = None, **kwargs: Any) -> None:
+    """Enqueue on commit, so the worker always finds the row the job is about. ``func`` is a dotted path
+    (``"generation.tasks.generate"``): domain modules name their jobs without importing tasks.py.
 
     Redis is checked first (RedisUnavailable, a 503 for the request): called inside the transaction that
     writes the row, so the row rolls back and no "queued" row is left that no queue will ever run. Should

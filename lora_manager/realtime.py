@@ -25,14 +25,13 @@ def group_send(group: str, event: dict) -> None:
         log.warning("could not send %s to %s: %s", event.get("type"), group, exc)
 
 
+RUN_EVENT = "run.progress"  # the one event type of tracked runs; lora_manager.consumers.RunProgressConsumer renders it
+
+
 class RunReporter:
-    """Progress of a background run (scan, embedding, archive): written to its row at most a few times a
-    second (always on a phase change and at the end) and announced to the pages watching it.
-
-    Subclasses name the channel group (with ``{pk}``) and the event type their consumer renders."""
-
-    group: str
-    event: str
+    """Progress of a tracked run (scan, embedding, archive): written to its row at most a few times a
+    second (always on a phase change and at the end) and announced to the pages watching it, in the
+    channel group the run's model names (``progress_group``)."""
 
     def __init__(self, run, echo: Callable[[str, int, int], None] | None = None, interval: float = 0.25):
         self.run, self.echo, self.interval = run, echo, interval
@@ -50,4 +49,9 @@ class RunReporter:
         self.notify()
 
     def notify(self) -> None:
-        group_send(self.group.format(pk=self.run.pk), {"type": self.event, "run_id": self.run.pk})
+        notify_run(self.run)
+
+
+def notify_run(run) -> None:
+    """Tell the pages watching ``run`` that its row changed (the consumer re-reads and re-renders it)."""
+    group_send(run.progress_group.format(pk=run.pk), {"type": RUN_EVENT, "run_id": run.pk})

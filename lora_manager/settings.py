@@ -127,6 +127,11 @@ RQ_QUEUES = {
     **{f"generation-{name}": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": SDNEXT_TIMEOUT + 600} for name in SDNEXT_BACKENDS},
 }
 RQ_SHOW_ADMIN_LINK = True
+# Background work that survives faults (docs/operations.md): a worker counts as alive while its last
+# heartbeat is younger than WORKER_TTL s (run_worker heartbeats well within it); the janitor settles
+# rows whose job died every JANITOR_SECONDS s, on RQ's scheduler.
+WORKER_TTL = env.env_int("WORKER_TTL", 30, minimum=16, maximum=3600)
+JANITOR_SECONDS = env.env_int("JANITOR_SECONDS", 60, minimum=1, maximum=3600)
 
 # One Redis database serves one installation: workers and the web process claim it at start-up and
 # refuse to share it with another installation (lora_manager/installation.py). The name defaults to

@@ -16,6 +16,8 @@ from django.conf import settings
 from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
+from lora_manager import periodic
+from lora_manager import workers as live_workers
 from lora_manager.views import check_database, redis_connection
 
 
@@ -56,7 +58,8 @@ def rq_status() -> dict[str, Any]:
         worker_rows = [
             {
                 "name": w.name,
-                "state": w.get_state(),
+                "alive": live_workers.is_alive(w),
+                "state": w.get_state() if live_workers.is_alive(w) else "gone (no heartbeat)",
                 "queues": w.queue_names(),
                 "current_job": w.get_current_job_id() or "",
             }
@@ -64,9 +67,10 @@ def rq_status() -> dict[str, Any]:
         ]
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "error": f"cannot read the queues: {exc}", "workers": [], "queues": []}
-    problem = "" if workers else "No RQ worker is running: start one with 'python manage.py run_worker'."
+    alive = [row for row in worker_rows if row["alive"]]
+    problem = "" if alive else "No RQ worker is alive (none sends heartbeats): start one with 'manage.py run_worker'."
     return {
-        "ok": bool(workers),
+        "ok": bool(alive),
         "error": problem,
         "workers": sorted(worker_rows, key=lambda w: w["name"]),
         "queues": queues,
@@ -189,9 +193,7 @@ def _next_scheduled(prefix: str) -> str | None:
 def schedule_status() -> dict[str, Any]:
     """Last and next periodic rescan and backup (the next ones are RQ scheduled jobs)."""
     from adapters.models import ScanRun
-    from adapters.tasks import PERIODIC_RESCAN_PREFIX
     from archive.backups import list_backups
-    from archive.tasks import PERIODIC_BACKUP_PREFIX
 
     last_scan = ScanRun.objects.exclude(finished_at__isnull=True).order_by("-finished_at").first()
     result: dict[str, Any] = {
@@ -211,8 +213,8 @@ def schedule_status() -> dict[str, Any]:
     except OSError as exc:
         result["backup"]["error"] = f"cannot read the backup folder: {exc}"
     try:
-        result["rescan"]["next"] = _next_scheduled(PERIODIC_RESCAN_PREFIX)
-        result["backup"]["next"] = _next_scheduled(PERIODIC_BACKUP_PREFIX)
+        result["rescan"]["next"] = _next_scheduled(periodic.find("rescan").job_prefix)
+        result["backup"]["next"] = _next_scheduled(periodic.find("backup").job_prefix)
     except Exception as exc:  # noqa: BLE001
         result["error"] = f"cannot read the schedule from Redis: {exc}"
     return result

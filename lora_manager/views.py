@@ -11,7 +11,8 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from rq import Worker
+
+from lora_manager import workers
 
 
 @login_not_required
@@ -46,13 +47,18 @@ def check_redis() -> dict:
 
 
 def check_workers() -> dict:
+    """Workers whose heartbeats are fresh (a SIGKILLed worker stays listed by RQ for minutes: not alive)."""
     try:
-        workers = Worker.all(connection=redis_connection())
+        alive = workers.live_workers(redis_connection())
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "count": 0, "error": f"cannot list workers: {exc}"}
-    if not workers:
-        return {"ok": False, "count": 0, "error": "no RQ worker is running: start one with 'manage.py rqworker'"}
-    return {"ok": True, "count": len(workers), "names": sorted(w.name for w in workers)}
+    if not alive:
+        return {
+            "ok": False,
+            "count": 0,
+            "error": "no RQ worker is alive (none sends heartbeats): start one with 'manage.py run_worker'",
+        }
+    return {"ok": True, "count": len(alive), "names": sorted(w.name for w in alive)}
 
 
 @login_not_required

@@ -24,6 +24,9 @@ class RecommendationsConfig(AppConfig):
 
     def ready(self) -> None:
         from adapters.models import Adapter
+        from recommendations.models import EmbeddingRun
+
+        self.tracked_runs = (EmbeddingRun,)  # settled by the janitor (lora_manager.runs)
 
         post_save.connect(_adapter_saved, sender=Adapter, dispatch_uid="recommendations.adapter_saved")
         m2m_changed.connect(

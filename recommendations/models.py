@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 
 from adapters.models import Adapter
+from lora_manager.models import TrackedRun
 
 
 class Embedding(models.Model):
@@ -28,48 +29,21 @@ class Embedding(models.Model):
         return f"embedding of adapter {self.adapter_id}"
 
 
-class EmbeddingRun(models.Model):
+class EmbeddingRun(TrackedRun):
     """One pass that brings embeddings and the index in line with the catalog; the row users watch."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     rebuild = models.BooleanField(default=False)  # re-embed everything, even unchanged adapters
     reason = models.CharField(max_length=100, blank=True)  # what asked for it: scan, edit, user, ...
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    phase = models.CharField(max_length=32, blank=True)
-    done = models.PositiveIntegerField(default=0)
-    total = models.PositiveIntegerField(default=0)
     embedded = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)
     indexed = models.PositiveIntegerField(default=0)
     index_kind = models.CharField(max_length=16, blank=True)
-    message = models.TextField(blank=True)
-    rq_job_id = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    queue_name, job_path, job_id_prefix = "embeddings", "recommendations.tasks.embed_job", "embed"
+    progress_group, noun, again = "embedding.{pk}", "embedding run", "it runs again after the next scan or edit"
+
+    class Meta(TrackedRun.Meta):
         indexes = [models.Index(fields=["status", "created_at"])]
-
-    def __str__(self) -> str:
-        return f"embedding run #{self.pk} ({self.status})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
-
-    @property
-    def percent(self) -> int:
-        if self.total:
-            return min(100, int(100 * self.done / self.total))
-        return 0 if self.is_active else 100
 
 
 class Feedback(models.Model):

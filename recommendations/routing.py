@@ -1,7 +1,13 @@
 from django.urls import path
 
-from recommendations.consumers import EmbeddingProgressConsumer
+from lora_manager.consumers import RunProgressConsumer
+from recommendations.models import EmbeddingRun
 
 websocket_urlpatterns = [
-    path("ws/recommendations/embeddings/<int:pk>/", EmbeddingProgressConsumer.as_asgi()),
+    path(
+        "ws/recommendations/embeddings/<int:pk>/",
+        RunProgressConsumer.as_asgi(
+            model=EmbeddingRun, template="recommendations/_embed_progress.html", permission="adapters.view_adapter"
+        ),
+    ),
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import django_rq
 import pytest
 from django.contrib.auth import get_user_model
@@ -41,6 +43,39 @@ def run_worker(redis_conn):
         return worker
 
     return drain
+
+
+@pytest.fixture
+def start_worker(redis_conn, tmp_path):
+    """Start real forking ``run_worker`` processes (tests/standins/held_worker.py) on the test database and
+    Redis; they and their work-horses are stopped at the end. Needs ``django_db(transaction=True)``."""
+    from django.conf import settings
+
+    from tests.standins.held_worker import HeldWorker, database_url
+
+    started: list[HeldWorker] = []
+
+    def start(*queues: str, **env: str) -> HeldWorker:
+        environment = {
+            **os.environ,
+            "LORA_MANAGER_DATABASE_URL": database_url(),
+            "LORA_MANAGER_REDIS_URL": settings.REDIS_URL,
+            "LORA_MANAGER_DATA_DIR": str(tmp_path / "worker-data"),
+            "LORA_MANAGER_RESCAN_INTERVAL_MINUTES": "0",
+            "LORA_MANAGER_BACKUP_INTERVAL_HOURS": "0",
+            "LORA_MANAGER_WORKER_TTL": "16",  # idle heartbeats every second
+            "DJANGO_SETTINGS_MODULE": "lora_manager.settings",
+            **env,
+        }
+        environment.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        n = len(started)
+        worker = HeldWorker(tmp_path / f"hold-{n}", environment, list(queues), tmp_path / f"worker-{n}.log")
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
 
 
 def make_user(username: str, role: str):

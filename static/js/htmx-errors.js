@@ -18,3 +18,28 @@
     event.detail.isError = false;
   });
 })();
+
+// A websocket still connecting when the user leaves the page fails with an "error" event, which htmx's ws
+// extension logs as an error ("[object Event]"). Leaving is not a failure: such errors are dropped; every
+// other socket error still reaches htmx (and its reconnect logic) as before.
+(() => {
+  "use strict";
+  let leaving = false;
+  window.addEventListener("beforeunload", () => { leaving = true; });
+  window.addEventListener("pagehide", () => { leaving = true; });
+  window.addEventListener("pageshow", () => { leaving = false; });
+  htmx.createWebSocket = (url) => {
+    const socket = new WebSocket(url, []);
+    socket.binaryType = htmx.config.wsBinaryType || "blob";
+    let handler = null;
+    Object.defineProperty(socket, "onerror", {
+      configurable: true,
+      get: () => handler,
+      set: (fn) => { handler = fn; },
+    });
+    socket.addEventListener("error", (event) => {
+      if (!leaving && handler) handler(event);
+    });
+    return socket;
+  };
+})();

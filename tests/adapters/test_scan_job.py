@@ -1,12 +1,17 @@
 """The scan as a background job: row, real RQ worker, progress pushed to a websocket client."""
 
 import asyncio
+import io
+import socket
+import subprocess
+import sys
 
 import pytest
 from channels.testing import WebsocketCommunicator
 
 from adapters import scan_runs
 from adapters.models import Adapter, ScanRun
+from lora_manager import periodic, runs
 from lora_manager.asgi import application
 from tests.adapters.conftest import lora
 from tests.lora_manager.test_realtime import receive_until, session_headers
@@ -51,23 +56,27 @@ def test_scan_progress_reaches_the_page_through_redis(client, editor, library, r
 
 
 @pytest.mark.django_db
-def test_stale_running_scan_is_reconciled(redis_conn):
+def test_stale_running_scan_is_reconciled_and_the_next_scan_starts(redis_conn, editor_client):
     run = ScanRun.objects.create(status=ScanRun.Status.RUNNING, rq_job_id="scan-gone")
-    assert scan_runs.reconcile_stale_runs() == 1
+    assert runs.reconcile(ScanRun) == 1
     run.refresh_from_db()
-    assert run.status == ScanRun.Status.FAILED and "worker stopped" in run.message
+    assert run.status == ScanRun.Status.FAILED and "worker stopped" in run.message and "start a new scan" in run.message
+    stuck = ScanRun.objects.create(status=ScanRun.Status.RUNNING, rq_job_id="scan-gone-too")
+    editor_client.post("/library/scans/")  # the button settles the dead scan instead of returning it
+    stuck.refresh_from_db()
+    assert stuck.status == ScanRun.Status.FAILED
+    assert ScanRun.objects.filter(status=ScanRun.Status.QUEUED).exclude(pk__in=[run.pk, stuck.pk]).count() == 1
 
 
 @pytest.mark.django_db
 def test_periodic_rescan_is_scheduled_once(redis_conn, settings):
-    from adapters.tasks import schedule_periodic_rescan
-
+    rescan = periodic.find("rescan")
     settings.RESCAN_INTERVAL_MINUTES = 30
-    assert schedule_periodic_rescan() is True
-    assert schedule_periodic_rescan() is False
+    assert periodic.schedule(rescan) is True
+    assert periodic.schedule(rescan) is False
     settings.RESCAN_INTERVAL_MINUTES = 0
     redis_conn.flushdb()
-    assert schedule_periodic_rescan() is False
+    assert periodic.schedule(rescan) is False
 
 
 @pytest.mark.django_db
@@ -85,3 +94,40 @@ def test_files_still_being_written_are_hashed_by_a_follow_up_job(
     assert ScanRun.objects.get().postponed == 1
     scheduled = django_rq.get_queue("default").scheduled_job_registry.get_job_ids()
     assert len(scheduled) == 1
+
+
+@pytest.mark.django_db
+def test_a_scan_run_by_a_command_is_settled_only_once_its_process_is_gone(library, redis_conn):
+    from django.core.management import call_command
+
+    from lora_manager import workers
+
+    lora(library, "a.safetensors")
+    call_command("scan_library", "--no-hash", stdout=io.StringIO(), stderr=io.StringIO())
+    assert ScanRun.objects.get().rq_job_id == workers.local_job_id()  # the janitor can ask about this process
+    ScanRun.objects.all().delete()
+    here = ScanRun.objects.create(status=ScanRun.Status.RUNNING, rq_job_id=workers.local_job_id())
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = ScanRun.objects.create(
+        status=ScanRun.Status.RUNNING, rq_job_id=f"local:{socket.gethostname()}:{gone.stdout.strip()}"
+    )
+    assert runs.reconcile(ScanRun) == 1
+    here.refresh_from_db(), dead.refresh_from_db()
+    assert here.status == ScanRun.Status.RUNNING and dead.status == ScanRun.Status.FAILED
+
+
+@pytest.mark.django_db
+def test_a_job_rq_cannot_even_start_fails_its_scan_through_rqs_failure_callback(
+    library, run_worker, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(ScanRun, "job_path", "adapters.tasks.no_such_job")  # say, a worker of an older version
+    with django_capture_on_commit_callbacks(execute=True):
+        run = scan_runs.start_scan()
+    run_worker("default")
+    run.refresh_from_db()
+    assert run.status == ScanRun.Status.FAILED
+    assert run.message.startswith("The worker could not run this scan (") and "no_such_job" in run.message
+    ScanRun.objects.filter(pk=run.pk).update(status=ScanRun.Status.RUNNING)  # as if the callback had not run
+    assert runs.reconcile(ScanRun) == 1  # the janitor reads the same from RQ's failed registry
+    run.refresh_from_db()
+    assert run.status == ScanRun.Status.FAILED and "no_such_job" in run.message

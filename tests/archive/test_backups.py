@@ -14,8 +14,9 @@ from rq.job import Job
 from rq.scheduler import RQScheduler
 
 from adapters.models import Adapter
-from archive import backups, tasks
+from archive import backups
 from archive.models import ArchiveRun
+from lora_manager import periodic
 from tests.archive.conftest import build_library, snapshot
 
 
@@ -41,10 +42,11 @@ def test_scheduled_backup_runs_on_rqs_scheduler_and_reschedules(
 ):
     build_library(places)
     settings.BACKUP_INTERVAL_HOURS = 6
-    assert tasks.schedule_periodic_backup() is True
-    assert tasks.schedule_periodic_backup() is False  # one schedule, not one per worker start
+    backup = periodic.find("backup")
+    assert periodic.schedule(backup) is True
+    assert periodic.schedule(backup) is False  # one schedule, not one per worker start
     queue = django_rq.get_queue("default")
-    (job_id,) = [j for j in queue.scheduled_job_registry.get_job_ids() if j.startswith(tasks.PERIODIC_BACKUP_PREFIX)]
+    (job_id,) = periodic.scheduled_ids(backup)
     registry = queue.scheduled_job_registry
     registry.schedule(Job.fetch(job_id, connection=redis_conn), datetime.now(UTC) - timedelta(seconds=1))
     scheduler = RQScheduler([queue], connection=redis_conn)
@@ -57,10 +59,10 @@ def test_scheduled_backup_runs_on_rqs_scheduler_and_reschedules(
     run = ArchiveRun.objects.get(kind="backup")
     assert run.status == "succeeded" and Path(run.path).parent == Path(settings.BACKUP_DIR)
     assert len(backups.list_backups()) == 1
-    assert [j for j in queue.scheduled_job_registry.get_job_ids() if j.startswith(tasks.PERIODIC_BACKUP_PREFIX)]
+    assert periodic.scheduled_ids(backup) and periodic.scheduled_ids(backup) != [job_id]
     settings.BACKUP_INTERVAL_HOURS = 0
     redis_conn.flushdb()
-    assert tasks.schedule_periodic_backup() is False
+    assert periodic.schedule(backup) is False
 
 
 @pytest.mark.django_db

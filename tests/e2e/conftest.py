@@ -213,6 +213,7 @@ class PageProblems:
     """Console errors, uncaught page exceptions, failed requests and HTTP error responses of one page."""
 
     def __init__(self, page) -> None:
+        self.page = page
         self.problems: list[str] = []
         self.allowed: list[tuple[re.Pattern, str]] = []
         page.on("console", self._console)
@@ -222,7 +223,8 @@ class PageProblems:
 
     def _console(self, message) -> None:
         if message.type == "error":
-            self.problems.append(f"console error: {message.text} ({message.location.get('url', '')})")
+            where = message.location.get("url", "")
+            self.problems.append(f"console error: {message.text} ({where}, on {self.page.url})")
 
     def _request_failed(self, request) -> None:
         failure = request.failure or ""

@@ -42,11 +42,11 @@ def test_export_with_progress_then_import_with_plan(live_app, page, redis_conn, 
     run = page.locator("#archive-run")
     expect(run.locator(".archive-status")).to_have_attribute("data-status", "ready", timeout=30_000)
     expect(run.locator(".plan-new")).to_have_text("6")
-    expect(run.locator("tr[data-outcome='new']")).to_have_count(6)
+    expect(run.locator("[data-outcome='new']")).to_have_count(6)  # listed by name in the plan's 'new' group
     assert Adapter.objects.count() == 0  # the plan changed nothing
     page.select_option("#confirm-on-conflict", "keep-both")
     page.get_by_role("button", name="Import").click()
     expect(page.locator("h1")).to_contain_text("Import #", timeout=10_000)
     expect(page.locator("#archive-run .archive-status")).to_have_attribute("data-status", "succeeded", timeout=30_000)
-    expect(page.locator("#archive-run")).to_contain_text("6 created")
+    expect(page.locator("#import-result")).to_contain_text("Adapters: 6 new")
     assert Adapter.objects.count() == 6

@@ -131,6 +131,7 @@ def _top_level_pages(live_app: str, adapter: Adapter, job: GenerationJob) -> dic
         "jobs": f"{live_app}/generate/jobs/",
         "job": f"{live_app}/generate/jobs/{job.pk}/",
         "history": f"{live_app}/generate/history/",
+        "recipes": f"{live_app}/generate/recipes/",
         "archive": f"{live_app}/archive/",
         "status": f"{live_app}/status/",
     }

@@ -8,8 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from generation import ratings, retention, storage
 from generation.models import GenerationImage, GenerationJob, JobStatus, RatedLora, ResultRating
-from generation.tasks import PERIODIC_RETENTION_PREFIX, schedule_periodic_retention
-from lora_manager import env
+from lora_manager import env, periodic
 from tests.generation.results_factory import finished_job, image_of
 
 pytestmark = pytest.mark.django_db
@@ -113,32 +112,27 @@ def test_delete_some_images_of_a_job_and_pin(catalog, editor, editor_client):
 
 
 def test_periodic_retention_is_scheduled_once_on_rqs_scheduler(redis_conn, settings):
+    retention_job = periodic.find("retention")
     settings.RETENTION_KEEP_DAYS, settings.RETENTION_INTERVAL_MINUTES = 30, 60
-    assert schedule_periodic_retention() is True
-    assert schedule_periodic_retention() is False
-    scheduled = django_rq.get_queue("default").scheduled_job_registry.get_job_ids()
-    assert len([j for j in scheduled if j.startswith(PERIODIC_RETENTION_PREFIX)]) == 1
+    assert periodic.schedule(retention_job) is True
+    assert periodic.schedule(retention_job) is False
+    assert len(periodic.scheduled_ids(retention_job)) == 1
     redis_conn.flushdb()
     settings.RETENTION_KEEP_DAYS = 0  # policy off: nothing to schedule
-    assert schedule_periodic_retention() is False
+    assert periodic.schedule(retention_job) is False
 
 
 def test_the_periodic_job_applies_the_policy_through_a_real_worker(
     history, settings, run_worker, django_capture_on_commit_callbacks
 ):
-    from generation.tasks import periodic_retention
-
     settings.RETENTION_KEEP_DAYS = 30
     with django_capture_on_commit_callbacks(execute=True):
-        django_rq.get_queue("default").enqueue(periodic_retention)
+        django_rq.get_queue("default").enqueue("lora_manager.periodic.run", "retention")
     run_worker("default")
     failed = django_rq.get_queue("default").failed_job_registry
     assert failed.count == 0, [django_rq.get_queue("default").fetch_job(j).exc_info for j in failed.get_job_ids()]
     assert GenerationJob.objects.count() == 6
-    assert any(
-        j.startswith(PERIODIC_RETENTION_PREFIX)
-        for j in django_rq.get_queue("default").scheduled_job_registry.get_job_ids()
-    )
+    assert periodic.scheduled_ids(periodic.find("retention"))
 
 
 @pytest.mark.parametrize("name", ["RETENTION_KEEP_JOBS", "RETENTION_KEEP_DAYS", "RETENTION_INTERVAL_MINUTES"])

@@ -1,7 +1,10 @@
 import socket
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from rq import Worker
+from rq.utils import utcformat
 
 
 @pytest.mark.django_db
@@ -44,3 +47,25 @@ def test_readyz_with_redis_down(client, settings):
 def test_healthz_is_plain(client):
     response = client.get("/healthz")
     assert response.status_code == 200 and response.content == b"ok"
+
+
+@pytest.mark.django_db
+def test_readyz_counts_a_worker_only_while_its_heartbeats_are_fresh(client, redis_conn):
+    """RQ keeps listing a worker for minutes after a SIGKILL; its heartbeats say whether it lives.
+    A worker promising a heartbeat every 30 s is alive 20 s after the last one and dead after 50."""
+    worker = Worker(["default"], connection=redis_conn, name="elsewhere-worker", worker_ttl=30)
+    worker.register_birth()
+    redis_conn.hset(worker.key, "hostname", "another-machine")  # no pid to check: only heartbeats tell
+
+    def heartbeat_seconds_ago(seconds: int) -> None:  # as if time passed since a heartbeat
+        redis_conn.hset(worker.key, "last_heartbeat", utcformat(timezone.now() - timedelta(seconds=seconds)))
+        redis_conn.expire(worker.key, 30 + 60 - seconds)
+
+    heartbeat_seconds_ago(20)
+    assert client.get("/readyz").status_code == 200
+    heartbeat_seconds_ago(50)
+    assert [w.name for w in Worker.all(connection=redis_conn)] == ["elsewhere-worker"]  # still listed by RQ
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.json()["workers"]["count"] == 0
+    worker.heartbeat()
+    assert client.get("/readyz").status_code == 200

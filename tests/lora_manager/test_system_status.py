@@ -191,18 +191,18 @@ def test_registered_worker_is_listed(redis_conn, settings):
 
 
 def test_last_and_next_backup_and_rescan(settings, tmp_path, redis_conn):
-    from adapters.tasks import schedule_periodic_rescan
-    from archive import backups, tasks
+    from archive import backups
+    from lora_manager import periodic
 
     settings.BACKUP_DIR = tmp_path / "backups"
     assert system_status.schedule_status()["backup"]["last"] is None
     settings.BACKUP_INTERVAL_HOURS = 24
     made = backups.backup_now()
-    assert tasks.schedule_periodic_backup()
+    assert periodic.schedule(periodic.find("backup"))
     backup = system_status.schedule_status()["backup"]
     assert backup["last_name"] == made.path.name and backup["last"]
     assert backup["next"] > timezone.now().isoformat()
     settings.RESCAN_INTERVAL_MINUTES = 30
-    assert schedule_periodic_rescan()
+    assert periodic.schedule(periodic.find("rescan"))
     rescan = system_status.schedule_status()["rescan"]
     assert rescan["next"] > timezone.now().isoformat() > backup["last"]

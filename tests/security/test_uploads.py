@@ -16,7 +16,7 @@ from django.test import Client
 from adapters.models import Adapter
 from archive import uploads
 from archive.models import ArchiveRun
-from archive.tasks import PERIODIC_UPLOAD_CLEANUP_PREFIX, periodic_upload_cleanup, schedule_periodic_upload_cleanup
+from lora_manager import periodic
 from lora_manager.asgi import application
 from tests.conftest import make_user
 
@@ -141,9 +141,10 @@ def test_abandoned_uploads_are_removed_periodically(places, settings, redis_conn
     removed = uploads.remove_abandoned()
     assert sorted(p.name for p in removed) == ["checked.zip", "orphan.zip"]
     assert not orphan.exists() and not checked.exists() and fresh.exists() and in_use.exists()
-    assert schedule_periodic_upload_cleanup() is True
-    assert schedule_periodic_upload_cleanup() is False  # once
+    job = periodic.find("upload-cleanup")  # declared by the archive app, scheduled by run_worker / the janitor
+    assert periodic.schedule(job) is True
+    assert periodic.schedule(job) is False  # once
     scheduled = django_rq.get_queue("default").scheduled_job_registry.get_job_ids()
-    assert any(job_id.startswith(PERIODIC_UPLOAD_CLEANUP_PREFIX) for job_id in scheduled)
-    periodic_upload_cleanup()  # runs and schedules the next (already scheduled: no duplicate)
-    assert fresh.exists()
+    assert any(job_id.startswith(job.job_prefix) for job_id in scheduled)
+    periodic.run("upload-cleanup")  # runs it (and keeps the chain: no duplicate)
+    assert fresh.exists() and len(periodic.scheduled_ids(job)) == 1

@@ -17,6 +17,7 @@ from adapters.models import Adapter, AdapterFile
 from generation import backends, composer, forms, lora_names, storage, submitting
 from generation.models import BackendLora, GenerationJob, JobStatus
 from generation.sdnext import SDNextError
+from lora_manager import workers
 
 
 def lora_choice(spec: str, backend: str) -> composer.LoraChoice:
@@ -171,7 +172,7 @@ class Command(BaseCommand):
 
     def _warn_without_worker(self, job: GenerationJob) -> None:
         queue = backends.queue(backends.get(job.backend))
-        if not Worker.all(queue=queue):
+        if not [w for w in Worker.all(queue=queue) if workers.is_alive(w)]:
             self.stderr.write(
                 f"note: no worker listens on queue {queue.name} yet; start one with 'python manage.py run_worker'"
             )

@@ -5,8 +5,6 @@ import django_rq
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from lora_manager.tasks import heartbeat
-
 
 class Command(BaseCommand):
     help = "Round-trip a job through the queue; fails with a clear message when no worker answers."
@@ -24,7 +22,9 @@ class Command(BaseCommand):
         try:
             # "auto": enqueue now even inside a transaction; the heartbeat needs no database row.
             queue = django_rq.get_queue(options["queue"], commit_mode="auto")
-            job = queue.enqueue(heartbeat, 0, token, result_ttl=60, ttl=int(options["timeout"]) + 5)
+            job = queue.enqueue(
+                "lora_manager.tasks.heartbeat", 0, token, result_ttl=60, ttl=int(options["timeout"]) + 5
+            )
         except Exception as exc:
             raise CommandError(f"cannot reach Redis to enqueue a job: {exc}") from exc
         deadline = time.monotonic() + options["timeout"]
@@ -39,5 +39,5 @@ class Command(BaseCommand):
         job.cancel()
         raise CommandError(
             f"no worker answered on queue '{options['queue']}' within {options['timeout']:.0f} s: "
-            "start one with 'make run' or 'python manage.py rqworker default embeddings --with-scheduler'"
+            "start one with 'make run' or 'python manage.py run_worker'"
         )

@@ -1,17 +1,11 @@
 import django_rq
+from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.module_loading import import_string
 
-from adapters.civitai_runs import reconcile_stale_runs as reconcile_civitai_runs
-from adapters.scan_runs import reconcile_stale_runs, start_first_scan
-from adapters.tasks import schedule_periodic_rescan
-from archive.runs import reconcile_stale_runs as reconcile_archive_runs
-from archive.tasks import schedule_periodic_backup, schedule_periodic_upload_cleanup
-from generation.reconciling import reconcile_stale_jobs
-from generation.tasks import schedule_periodic_retention
-from lora_manager import installation
-from recommendations.embedding_runs import reconcile_stale_runs as reconcile_embedding_runs
+from lora_manager import installation, periodic, runs
 
 GENERATION_PREFIX = "generation-"
 
@@ -19,7 +13,7 @@ GENERATION_PREFIX = "generation-"
 class Command(BaseCommand):
     help = (
         "Start an RQ worker (with scheduler) on the given queues (default: every configured queue) after "
-        "settling rows a killed worker left running."
+        "settling rows a killed worker left running and scheduling the periodic jobs the apps declare."
     )
 
     def add_arguments(self, parser):
@@ -41,20 +35,22 @@ class Command(BaseCommand):
             installation.claim(django_rq.get_connection("default"))
         except installation.InstallationConflict as exc:
             raise CommandError(str(exc)) from exc
-        fixed = reconcile_stale_runs()
+        fixed = runs.reconcile_all()  # every reconciler the apps declared (AppConfig.ready)
         if fixed:
-            self.stdout.write(f"marked {fixed} scan(s) left running by a stopped worker as failed")
-        fixed = reconcile_stale_jobs()
-        if fixed:
-            self.stdout.write(f"marked {fixed} generation(s) left queued or running by a stopped worker as failed")
-        reconcile_civitai_runs()  # Civitai lookups a killed worker left running
-        reconcile_embedding_runs()  # embedding runs a killed worker left running
-        if "default" in queues and start_first_scan():
-            self.stdout.write("library folders are configured and the catalog is empty: first scan queued")
-        schedule_periodic_rescan()
-        schedule_periodic_retention()
-        reconcile_archive_runs()  # exports/imports a killed worker left running
-        schedule_periodic_backup()
-        schedule_periodic_upload_cleanup()  # abandoned archive uploads (archive.uploads.remove_abandoned)
-        # Children (work-horse, scheduler) die with the worker, even on kill -9: see lora_manager/worker.py.
-        call_command("rqworker", *queues, with_scheduler=True, worker_class="lora_manager.worker.SupervisedWorker")
+            self.stdout.write(f"marked {fixed} run(s) or generation(s) whose worker stopped as failed")
+        for config in apps.get_app_configs():  # what the apps want done when a worker starts
+            for hook in getattr(config, "worker_start", ()):
+                said = import_string(hook)(queues)
+                if said:
+                    self.stdout.write(said)
+        for name in periodic.schedule_all():  # every periodic job the apps declared, the janitor among them
+            self.stdout.write(f"scheduled the periodic job '{name}'")
+        # Children (work-horse, scheduler) die with the worker, even on kill -9 (lora_manager/worker.py);
+        # a killed work-horse fails its row at once and heartbeats are frequent (lora_manager/workers.py).
+        call_command(
+            "rqworker",
+            *queues,
+            with_scheduler=True,
+            worker_class="lora_manager.workers.Worker",
+            worker_ttl=settings.WORKER_TTL,
+        )

@@ -1,0 +1,86 @@
+"""Periodic jobs on RQ's scheduler: the rescan, the backup, the retention run and the janitor.
+
+Each app declares its periodic jobs in its ``AppConfig.ready()`` (``self.periodic_jobs``). A periodic
+job is a chain: the scheduled RQ job (id ``periodic-<name>-<time>``) runs the work, then schedules
+the next one. ``run_worker`` and every janitor run call ``schedule_all()``, which only adds a link
+where a chain is missing (a worker killed mid-job breaks one), so there is never more than one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import django_rq
+from django.apps import apps
+from django.utils.module_loading import import_string
+
+log = logging.getLogger(__name__)
+
+PREFIX = "periodic-"
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """``func`` (a dotted path, called without arguments) every ``seconds()`` seconds (0: switched off)."""
+
+    name: str
+    func: str
+    seconds: Callable[[], float]
+    queue: str = "default"
+    at_front: bool = False  # jump the queue when due (the janitor: never behind a long scan that waits)
+
+    @property
+    def job_prefix(self) -> str:
+        return f"{PREFIX}{self.name}-"
+
+
+def declared() -> list[Periodic]:
+    """Every periodic job the installed apps declare, in app order."""
+    return [job for config in apps.get_app_configs() for job in getattr(config, "periodic_jobs", ())]
+
+
+def find(name: str) -> Periodic:
+    for job in declared():
+        if job.name == name:
+            return job
+    raise LookupError(f"no periodic job named {name!r} is declared")
+
+
+def scheduled_ids(job: Periodic) -> list[str]:
+    registry = django_rq.get_queue(job.queue).scheduled_job_registry
+    return [job_id for job_id in registry.get_job_ids() if job_id.startswith(job.job_prefix)]
+
+
+def schedule(job: Periodic) -> bool:
+    """Schedule the next run unless one is scheduled or the job is switched off; True when it scheduled."""
+    seconds = job.seconds()
+    if not seconds or scheduled_ids(job):
+        return False
+    django_rq.get_queue(job.queue).enqueue_in(
+        timedelta(seconds=seconds),
+        "lora_manager.periodic.run",
+        job.name,
+        job_id=f"{job.job_prefix}{time.time_ns()}",
+        at_front=job.at_front,
+        result_ttl=600,
+        failure_ttl=24 * 3600,
+    )
+    return True
+
+
+def schedule_all() -> list[str]:
+    """Repair every chain; returns the names it had to schedule."""
+    return [job.name for job in declared() if schedule(job)]
+
+
+def run(name: str) -> None:
+    """The RQ job behind every periodic job: the work, then the next link of the chain (even on error)."""
+    job = find(name)
+    try:
+        import_string(job.func)()
+    finally:
+        schedule(job)

@@ -1,0 +1,164 @@
+"""RQ workers as the app sees them: alive only while their heartbeats are fresh, and what became of a job.
+
+A worker's key in Redis outlives a SIGKILL by minutes (RQ lets it expire ``worker_ttl + 60`` s after
+the last heartbeat), so "listed by RQ" is not "alive": a worker counts as alive while its last
+heartbeat is within the interval it promised (+ a grace for a loaded machine) and, when it runs on
+this machine, while its process exists. ``run_worker`` starts workers of the class below, which
+promise a heartbeat every ``WORKER_TTL`` s at most and turn a killed work-horse into a failed row at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connections
+from django.utils import timezone
+from redis import Redis
+from rq import Worker as RQWorker
+from rq.callbacks import execute_failure_callback
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from lora_manager.worker import SupervisedWorker
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_GRACE_SECONDS = 15  # a busy 2-core machine may send a heartbeat a little late
+ENQUEUE_GRACE = timedelta(seconds=60)  # a row is written before its RQ job is enqueued (on commit)
+LOCAL_PREFIX = "local:"  # rq_job_id of a run executed in-process by a command: "local:<host>:<pid>"
+
+
+class WorkHorseKilled(Exception):
+    """The process running a job died (SIGKILL, out of memory) while its worker lived on."""
+
+
+class Worker(SupervisedWorker):
+    """RQ's forking worker whose children die with it (``worker.SupervisedWorker``), tuned for the janitor's rules.
+
+    - heartbeats at least every ``WORKER_TTL - 15`` s when idle and every ``WORKER_TTL / 3`` s while a
+      job runs (RQ's defaults, 405 s and 30 s, would make a live worker look dead);
+    - when a work-horse dies, the job's own failure callback runs at once (RQ only moves the job
+      to its failed registry), so the run or generation row says what happened;
+    - closes the database connections before forking, so a horse never shares the parent's socket.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("worker_ttl", settings.WORKER_TTL)
+        kwargs.setdefault("job_monitoring_interval", max(1, settings.WORKER_TTL // 3))
+        super().__init__(*args, **kwargs)
+
+    def fork_work_horse(self, job, queue) -> None:
+        connections.close_all()
+        super().fork_work_horse(job, queue)
+
+    def handle_work_horse_killed(self, job, retpid, ret_val, rusage) -> None:
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        how = f"signal {os.WTERMSIG(ret_val)}" if os.WIFSIGNALED(ret_val) else f"exit status {ret_val >> 8}"
+        if os.WIFSIGNALED(ret_val) and os.WTERMSIG(ret_val) == 9:
+            how = "SIGKILL: out of memory, or killed by hand"
+        error = WorkHorseKilled(how)
+        try:
+            execute_failure_callback(job, self.death_penalty_class, WorkHorseKilled, error, None)
+        except Exception:
+            log.exception("the failure callback of job %s raised after its work-horse died", job.id)
+        finally:
+            connections.close_all()
+
+
+def heartbeat_is_fresh(worker: RQWorker, now=None) -> bool:
+    """Did the worker send a heartbeat within the interval it promised (+ a grace)?
+
+    With every heartbeat RQ sets the expiry of the worker's key to the promised interval + 60 s
+    (idle: ``worker_ttl``; a forking worker running a job: its monitoring interval; a SimpleWorker
+    running a job: the job's timeout), so expiry + age since the heartbeat - 60 is that promise."""
+    if worker.last_heartbeat is None or worker.connection.hexists(worker.key, "death"):
+        return False
+    age = ((now or timezone.now()) - worker.last_heartbeat).total_seconds()
+    expires_in = worker.connection.ttl(worker.key)
+    if expires_in == -2:  # the key is gone: RQ itself gave up on this worker
+        return False
+    promised = expires_in + age - 60 if expires_in >= 0 else settings.WORKER_TTL
+    return age <= max(promised, 1) + HEARTBEAT_GRACE_SECONDS
+
+
+def process_exists(hostname: str | None, pid: int | None) -> bool:
+    """False only when the process ran on this machine and is gone (elsewhere: we cannot tell)."""
+    if not pid or hostname != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_alive(worker: RQWorker) -> bool:
+    return heartbeat_is_fresh(worker) and process_exists(worker.hostname, worker.pid)
+
+
+def worker_alive(name: str | None, connection: Redis) -> bool:
+    if not name:
+        return False
+    worker = RQWorker.find_by_key(RQWorker.redis_worker_namespace_prefix + name, connection=connection)
+    return worker is not None and is_alive(worker)
+
+
+def live_workers(connection: Redis) -> list[RQWorker]:
+    """RQ's registered workers whose heartbeat is fresh and whose process (if local) still runs."""
+    return [worker for worker in RQWorker.all(connection=connection) if is_alive(worker)]
+
+
+def local_job_id() -> str:
+    """The rq_job_id of a run executed in this process (a command), so the janitor can ask whether it runs."""
+    return f"{LOCAL_PREFIX}{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Fate:
+    """Why a row whose job is no longer alive must be failed: ``stopped`` (the worker died), ``killed``
+    (its work-horse died), ``lost`` (the job vanished before it started) or ``failed`` (RQ failed it)."""
+
+    kind: str
+    detail: str = ""
+
+
+def job_fate(rq_job_id: str, connection: Redis, *, running: bool, created_at) -> Fate | None:
+    """None while the RQ job can still settle its row itself; else what happened to it."""
+    if rq_job_id.startswith(LOCAL_PREFIX):
+        hostname, _, pid = rq_job_id[len(LOCAL_PREFIX) :].rpartition(":")
+        return None if process_exists(hostname, int(pid or 0)) else Fate("stopped", "its command stopped")
+    young = timezone.now() - created_at < ENQUEUE_GRACE
+    if not rq_job_id:
+        return None if young else Fate("lost")
+    try:
+        job = Job.fetch(rq_job_id, connection=connection)
+    except NoSuchJobError:
+        if young and not running:
+            return None
+        return Fate("stopped") if running else Fate("lost")
+    status = job.get_status(refresh=False)
+    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        return Fate("stopped") if running else None  # a RUNNING row whose job was put back: never run twice
+    if status == JobStatus.STARTED:
+        return None if worker_alive(job.worker_name, connection) else Fate("stopped")
+    if status == JobStatus.FAILED:
+        return _failure(job)
+    return Fate("stopped") if running else Fate("lost")  # finished, stopped or cancelled, row still active
+
+
+def _failure(job: Job) -> Fate:
+    result = job.latest_result()
+    text = (result.exc_string or "") if result is not None else ""
+    if "Work-horse terminated unexpectedly" in text:
+        return Fate("killed", "SIGKILL: out of memory, or killed by hand" if "signal 9" in text else "")
+    if "AbandonedJobError" in text:
+        return Fate("stopped")
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return Fate("failed", lines[-1].strip()[:300] if lines else "")
