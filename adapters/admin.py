@@ -24,6 +24,7 @@ from adapters.models import (
     ScanRun,
     Tag,
 )
+from adapters.sanitize import StorableModelForm
 from archive.admin import export_selected, has_export_permission
 
 
@@ -88,6 +89,7 @@ class AdapterFileInline(admin.TabularInline):
 
 @admin.register(Adapter)
 class AdapterAdmin(admin.ModelAdmin):
+    form = StorableModelForm  # a \ud800 escape typed into a JSON field must not break every page
     list_display = (
         "thumbnail",
         "display_name",
@@ -273,6 +275,7 @@ class MergeTagsForm(forms.Form):
 
 @admin.register(Tag)
 class TagAdmin(admin.ModelAdmin):
+    form = StorableModelForm
     list_display = ("name", "adapter_count")
     search_fields = ("name",)
     actions = ["merge"]

@@ -13,7 +13,7 @@ from django.core.validators import MaxLengthValidator
 from django.db import transaction
 from django.urls import reverse
 
-from adapters import bulk_edit, sidecar_writing, thumbnails
+from adapters import bulk_edit, sanitize, sidecar_writing, thumbnails
 from adapters.models import USER_SOURCE, Adapter, BaseModel, Tag
 from adapters.previews import PreviewError
 
@@ -34,7 +34,7 @@ def _weight(label: str) -> forms.FloatField:
     )
 
 
-class SectionForm(forms.ModelForm):
+class SectionForm(sanitize.StorableTextForm, forms.ModelForm):
     """A ModelForm over a few Adapter fields that records changed fields in ``sources`` as user edits."""
 
     @transaction.atomic
@@ -178,7 +178,7 @@ def split_tags(value: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-class TagsForm(forms.Form):
+class TagsForm(sanitize.StorableTextForm, forms.Form):
     tags = forms.CharField(
         label="Tags",
         required=False,
@@ -276,7 +276,7 @@ def section_form(section: str, adapter: Adapter, data=None, files=None):
     return SECTION_FORMS[section](data, files, instance=adapter)
 
 
-class BulkForm(forms.Form):
+class BulkForm(sanitize.StorableTextForm, forms.Form):
     """What a bulk request asks for: an action over explicit ids, or over every match of a gallery filter."""
 
     ACTIONS = {

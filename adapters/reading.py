@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters import detection, sidecars
+from adapters import detection, sanitize, sidecars
 from adapters.previews import find_image_preview, find_preview
 from adapters.safetensors_header import HeaderError, read_alpha, read_header
 
@@ -182,4 +182,23 @@ def read_file(path: str, size: int, dir_names: set[str]) -> FileRead:
             read.embedded_preview = images[0]
             read.preview_source = "embedded"
     read.tags = list(dict.fromkeys(tag.strip().lower()[:100] for tag in read.tags if tag and tag.strip()))
+    return make_storable(read)
+
+
+def make_storable(read: FileRead) -> FileRead:
+    """The gate for text from files (adapters.sanitize): lone surrogates and NUL are replaced and named
+    in a per-file issue, so one odd header or sidecar never fails the scan or a page later."""
+    replaced: list[str] = []
+    read.values = {
+        key: sanitize.storable_data(value, replaced, read.sources.get(key, key) + ": " + key)
+        for key, value in read.values.items()
+    }
+    read.tags = sanitize.storable_data(read.tags, replaced, "tags")
+    read.issues = sanitize.storable_data(read.issues)
+    if read.preview_source and sanitize.storable_problem(read.preview_source):
+        replaced.append("preview file name")
+        read.preview_source = ""
+    if replaced:
+        places = ", ".join(dict.fromkeys(place.split("[")[0] for place in replaced))
+        read.issues.append(f"text that cannot be stored (lone surrogates or NUL) was replaced with \ufffd in {places}")
     return read

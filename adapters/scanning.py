@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from adapters import sidecar_writing
+from adapters import sanitize, sidecar_writing
 from adapters.models import USER_SOURCE, Adapter, AdapterFile, AdapterStatus, FileStatus, LibraryRoot, Tag
 from adapters.reading import SCANNED_FIELDS, FileRead, read_file, sidecar_signature
 from adapters.thumbnails import store_embedded_preview
@@ -34,6 +34,7 @@ BATCH = 500
 PARALLEL_READ_MIN = 400  # below this, starting processes costs more than it saves
 READ_CHUNK = 64
 MAX_RECORDED_ISSUES = 2000
+UNSTORABLE_NAME = "skipped: the name is not valid UTF-8 (rename it to catalogue it)"
 
 Progress = Callable[[str, int, int], None]
 
@@ -53,8 +54,8 @@ class ScanSummary:
     issues: list[dict[str, str]] = field(default_factory=list)
 
     def add_issue(self, path: str, message: str) -> None:
-        if len(self.issues) < MAX_RECORDED_ISSUES:
-            self.issues.append({"path": path, "message": message})
+        if len(self.issues) < MAX_RECORDED_ISSUES:  # paths from the disk may hold undecodable bytes
+            self.issues.append({"path": sanitize.storable(path), "message": sanitize.storable(message)})
 
     def counts(self) -> dict[str, int]:
         return {k: v for k, v in self.__dict__.items() if k != "issues"}
@@ -107,6 +108,10 @@ def walk(root: Path, summary: ScanSummary) -> Iterator[FoundFile]:
         for entry in entries:
             name = entry.name
             if name.startswith("."):
+                continue
+            if sanitize.storable_problem(entry.path):
+                summary.add_issue(entry.path, UNSTORABLE_NAME)
+                summary.errors += 1
                 continue
             try:
                 if entry.is_dir():

@@ -6,6 +6,9 @@ permission the matching page checks, so a viewer's token can read but not change
 
 from __future__ import annotations
 
+from axes.handlers.proxy import AxesProxyHandler
+from django.conf import settings
+from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest
 from ninja.errors import HttpError
 from ninja.security import APIKeyCookie, HttpBearer
@@ -23,9 +26,18 @@ class TokenAuth(HttpBearer):
         return super().__call__(request)
 
     def authenticate(self, request: HttpRequest, token: str):
+        # Failed tokens count like failed logins (django-axes): from one address, the limit locks out
+        # every token for the lockout time, so tokens cannot be guessed at request speed.
+        credentials = {"username": f"api-token:{token.strip()[:10]}"}
+        if AxesProxyHandler.is_locked(request, credentials):
+            minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+            raise HttpError(
+                429, f"Too many failed API token attempts from this address: refused for {minutes} minutes."
+            )
         try:
             user = tokens.authenticate(token.strip())
         except tokens.TokenError as exc:
+            user_login_failed.send(sender=type(self), credentials=credentials, request=request)
             raise HttpError(401, str(exc)) from exc
         request.user = user
         request.csrf_processing_done = True  # a token is not a cookie: no cross-site request can carry it

@@ -49,8 +49,9 @@ def _job_or_404(queryset, pk: int) -> GenerationJob:
     return get_object_or_404(queryset, pk=pk)
 
 
-def _jobs():
-    return GenerationJob.objects.prefetch_related("loras", "images")
+def _jobs(request: HttpRequest):
+    """The jobs this caller may see (other users' private jobs are absent, as in the browser)."""
+    return GenerationJob.objects.visible_to(request.user).prefetch_related("loras", "images")
 
 
 @router.post("/generation/jobs", response={201: schemas.JobOut, 422: schemas.Error})
@@ -66,7 +67,7 @@ def create_job(request: HttpRequest, payload: schemas.JobIn):
         job = submitting.submit(composition, request.user)
     except submitting.SubmitError as exc:
         raise HttpError(422, str(exc)) from exc
-    return 201, job_out(_jobs().get(pk=job.pk))
+    return 201, job_out(_jobs(request).get(pk=job.pk))
 
 
 @router.get("/generation/jobs", response={200: schemas.JobPage, 404: schemas.Error})
@@ -77,7 +78,7 @@ def list_jobs(
 ):
     """Newest first, 50 per page, optionally only some statuses."""
     require(request, VIEW, "see generation jobs")
-    jobs = _jobs().order_by("-created_at", "-id")
+    jobs = _jobs(request).order_by("-created_at", "-id")
     if status:
         jobs = jobs.filter(status__in=[s.value for s in status])
     paginator = Paginator(jobs, JOBS_PAGE)
@@ -96,14 +97,14 @@ def list_jobs(
 @router.get("/generation/jobs/{int:job_id}", response={200: schemas.JobOut, 404: schemas.Error})
 def get_job(request: HttpRequest, job_id: int):
     require(request, VIEW, "see generation jobs")
-    return job_out(_job_or_404(_jobs(), job_id))
+    return job_out(_job_or_404(_jobs(request), job_id))
 
 
 @router.post("/generation/jobs/{int:job_id}/cancel", response={200: schemas.CancelOut, 404: schemas.Error})
 def cancel_job(request: HttpRequest, job_id: int):
     """Take a queued job out of its queue or ask SD.Next to stop the running one (as the Cancel button)."""
     require(request, CHANGE, "cancel generations")
-    job = _job_or_404(GenerationJob.objects.all(), job_id)
+    job = _job_or_404(GenerationJob.objects.visible_to(request.user), job_id)
     message = submitting.cancel(job.pk)
     job.refresh_from_db()
     return {"id": job.pk, "status": job.status, "message": message}

@@ -6,15 +6,30 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from adapters.forms import MAX_TAGS, MAX_TRIGGER_WORDS, WEIGHT_LIMIT
 from adapters.gallery import MAX_PAGE
 from adapters.models import BaseModel
+from adapters.sanitize import UnstorableText, check_storable
 from generation import composer
 
 MAX_ID = 2**63 - 1  # the largest id a database column holds; bigger numbers are a 422, not an overflow
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def _storable(value: Any) -> Any:
+    """The API's side of the one gate for untrusted text (adapters.sanitize): a 422 naming the character."""
+    if isinstance(value, str):
+        try:
+            check_storable(value, "text")
+        except UnstorableText as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+# Every string a request body or query brings: lone surrogates and NUL are a 422, never stored.
+Text = Annotated[str, BeforeValidator(_storable)]
 
 
 class Strict(Schema):
@@ -85,17 +100,17 @@ class AdapterPage(Schema):
 class AdapterUpdate(Strict):
     """Only the fields given change; each is validated as on the detail page and marked a user edit."""
 
-    name: str | None = Field(None, max_length=255)
-    alias: str | None = Field(None, max_length=255)
-    trigger_words: list[str] | None = Field(None, max_length=MAX_TRIGGER_WORDS)
-    tags: list[str] | None = Field(None, max_length=MAX_TAGS)
+    name: Text | None = Field(None, max_length=255)
+    alias: Text | None = Field(None, max_length=255)
+    trigger_words: list[Text] | None = Field(None, max_length=MAX_TRIGGER_WORDS)
+    tags: list[Text] | None = Field(None, max_length=MAX_TAGS)
     preferred_weight: float | None = Field(None, ge=-WEIGHT_LIMIT, le=WEIGHT_LIMIT)
     weight_min: float | None = Field(None, ge=-WEIGHT_LIMIT, le=WEIGHT_LIMIT)
     weight_max: float | None = Field(None, ge=-WEIGHT_LIMIT, le=WEIGHT_LIMIT)
-    activation_text: str | None = Field(None, max_length=5000)
-    negative_text: str | None = Field(None, max_length=5000)
-    notes: str | None = Field(None, max_length=20_000)
-    description: str | None = Field(None, max_length=100_000)
+    activation_text: Text | None = Field(None, max_length=5000)
+    negative_text: Text | None = Field(None, max_length=5000)
+    notes: Text | None = Field(None, max_length=20_000)
+    description: Text | None = Field(None, max_length=100_000)
     active: bool | None = None
     favorite: bool | None = None
 
@@ -105,10 +120,10 @@ class BulkIn(Strict):
         "activate", "deactivate", "favorite", "unfavorite", "add_tags", "remove_tags", "set_base_model", "remove"
     ]
     ids: list[Id] | None = Field(None, max_length=100_000, description="adapter ids; or give `filter`")
-    filter: str | None = Field(
+    filter: Text | None = Field(
         None, max_length=4000, description="a gallery query string (e.g. 'unused=never&active=1'): every match"
     )
-    tags: list[str] | None = Field(None, max_length=MAX_TAGS)
+    tags: list[Text] | None = Field(None, max_length=MAX_TAGS)
     base_model: BaseModel | None = None
 
 
@@ -148,12 +163,12 @@ class LoraIn(Strict):
 
 
 class JobIn(Strict):
-    prompt: str = Field("", max_length=composer.MAX_PROMPT)
-    negative: str = Field("", max_length=composer.MAX_PROMPT)
+    prompt: Text = Field("", max_length=composer.MAX_PROMPT)
+    negative: Text = Field("", max_length=composer.MAX_PROMPT)
     loras: list[LoraIn] = Field(default_factory=list, max_length=composer.MAX_LORAS)
-    backend: str = Field("default", max_length=32)
-    checkpoint: str = Field("", max_length=255)
-    sampler: str = Field("Default", max_length=100)
+    backend: Text = Field("default", max_length=32)
+    checkpoint: Text = Field("", max_length=255)
+    sampler: Text = Field("Default", max_length=100)
     steps: int = Field(20, ge=composer.STEPS[0], le=composer.STEPS[1])
     cfg_scale: float = Field(6.0, ge=composer.CFG[0], le=composer.CFG[1])
     width: int = Field(1024, ge=composer.SIZE[0], le=composer.SIZE[1], multiple_of=8)

@@ -13,4 +13,6 @@ class ArchiveConfig(AppConfig):
         self.tracked_runs = (ArchiveRun,)
         self.periodic_jobs = (
             Periodic("backup", "archive.runs.start_backup", lambda: settings.BACKUP_INTERVAL_HOURS * 3600),
+            # Abandoned archive uploads (issue 14): orphans after an hour, unconfirmed checks after KEEP_HOURS.
+            Periodic("upload-cleanup", "archive.uploads.remove_abandoned", lambda: 3600),
         )

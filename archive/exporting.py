@@ -244,6 +244,7 @@ def export_library(
     metadata_only: bool = False,
     include_history: bool = False,
     progress: Progress | None = None,
+    history_user=sections.EVERYTHING,
 ) -> ExportResult:
     """Write the archive to ``out_path`` (temp file, then rename). Raises ExportError with a reason."""
     out = Path(out_path).expanduser().resolve()
@@ -268,7 +269,7 @@ def export_library(
         "feedback": {"version": 1, "items": sections.export_feedback(keys)},
     }
     if include_history:
-        history, images = sections.export_history(keys)
+        history, images = sections.export_history(keys, history_user)
         for archive_path, source in images:
             collector.add(archive_path, source, "image")
         manifest_sections["history"] = {"version": 1, "items": history}

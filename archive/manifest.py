@@ -19,6 +19,7 @@ from django.db import models
 from django.utils.dateparse import parse_datetime
 
 from adapters.models import Adapter, AdapterFile
+from adapters.sanitize import storable, storable_problem
 
 FORMAT = "lora-manager-archive"
 FORMAT_VERSION = 1
@@ -53,6 +54,16 @@ FILE_FIELDS = (
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+PREVIEW_KEY_RE = re.compile(r"^(?:[0-9a-f]{64})?$")  # adapters.previews: sha256 of the source image
+# Where each kind of archive entry may live (what the exporter writes); checked before anything is written.
+ENTRY_PATTERNS = {
+    "weights": (re.compile(r"^library/r\d{1,6}/."), "library/r<root>/<relative path>"),
+    "companion": (re.compile(r"^library/r\d{1,6}/."), "library/r<root>/<relative path>"),
+    "thumbnail": (re.compile(r"^thumbnails/[0-9a-f]{64}-\d{1,4}\.webp$"), "thumbnails/<64 hex>-<size>.webp"),
+    "image": (re.compile(r"^media/[A-Za-z0-9_./-]+$"), "media/<letters, digits, _ . - />"),
+}
+IMAGE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 def name_problem(name: str) -> str | None:
@@ -69,7 +80,26 @@ def name_problem(name: str) -> str | None:
         return f"{name!r}: NUL in path"
     if any(part in ("", ".", "..") for part in name.rstrip("/").split("/")):
         return f"{name!r}: '..', '.' or empty path component"
+    if _CONTROL.search(name):
+        return f"{name!r}: control character or lone surrogate in path"
     return None
+
+
+def _unstorable_texts(value: Any, where: str, found: list[str]) -> None:
+    """Every string of the manifest (keys too) passes the one gate for untrusted text (adapters.sanitize)."""
+    if len(found) >= 20:
+        return
+    if isinstance(value, str):
+        problem = storable_problem(value)
+        if problem:
+            found.append(f"{where} {problem}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _unstorable_texts(key, f"{where} (a key)", found)
+            _unstorable_texts(item, f"{where}.{storable(str(key))}", found)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _unstorable_texts(item, f"{where}[{i}]", found)
 
 
 def app_version() -> str:
@@ -163,6 +193,9 @@ def validate(manifest: Any) -> list[str]:
             f"{manifest.get('app_version', '?')}); this one reads format version {FORMAT_VERSION} and older"
         ]
     problems: list[str] = []
+    _unstorable_texts(manifest, "manifest", problems)
+    if problems:
+        return problems
     for key, kind in (("created_at", str), ("app_version", str), ("roots", list), ("tags", list)):
         if not isinstance(manifest.get(key), kind):
             problems.append(f"manifest.{key} is missing or not a {kind.__name__}")
@@ -195,6 +228,9 @@ def validate(manifest: Any) -> list[str]:
             problems.append(f"{where} ({entry['path']}) has an invalid mtime_ns")
         if entry.get("kind") not in FILE_KINDS:
             problems.append(f"{where} ({entry['path']}) has an unknown kind {entry.get('kind')!r}")
+        elif name_problem(entry["path"]) or not ENTRY_PATTERNS[entry["kind"]][0].match(entry["path"]):
+            pattern = ENTRY_PATTERNS[entry["kind"]][1]
+            problems.append(f"{where}: a {entry['kind']} entry must be {pattern}, not {entry['path']!r}")
     keys: set[str] = set()
     for i, item in enumerate(manifest["adapters"]):
         where = f"adapters[{i}]"
@@ -205,6 +241,9 @@ def validate(manifest: Any) -> list[str]:
             problems.append(f"{where}: key {item['key']} is used twice")
         keys.add(item["key"])
         _check_fields(f"{where}.fields", Adapter, item.get("fields"), ADAPTER_FIELDS, problems)
+        key = item["fields"].get("preview_key", "") if isinstance(item.get("fields"), dict) else ""
+        if not isinstance(key, str) or not PREVIEW_KEY_RE.match(key):
+            problems.append(f"{where}.fields.preview_key must be empty or 64 hexadecimal digits, not {key!r}")
         if isinstance(item.get("fields"), dict) and not isinstance(item["fields"].get("name"), str):
             problems.append(f"{where}.fields.name is missing")
         if not isinstance(item.get("tags", []), list) or not all(isinstance(t, str) for t in item.get("tags", [])):
@@ -236,8 +275,11 @@ def validate(manifest: Any) -> list[str]:
         for image in images if isinstance(images, list) else [None]:
             for kind in ("path", "thumbnail"):
                 value = image.get(kind) if isinstance(image, dict) else None
-                if not isinstance(value, str) or "/" in value or name_problem(value):
+                if not isinstance(value, str) or not IMAGE_NAME_RE.match(value) or name_problem(value):
                     problems.append(f"sections.history.items[{i}]: image {kind} must be a plain file name")
+                source = image.get(f"{kind}_archive") if isinstance(image, dict) else None
+                if source is not None and (files.get(source) or {}).get("kind") != "image":
+                    problems.append(f"sections.history.items[{i}]: {kind}_archive is not an image in manifest.files")
             ratings = image.get("ratings", []) if isinstance(image, dict) else []
             for rating in ratings if isinstance(ratings, list) else [None]:
                 if not (

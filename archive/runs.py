@@ -86,6 +86,7 @@ def _work(run: ArchiveRun, reporter: realtime.RunReporter) -> None:
                 metadata_only=options.get("metadata_only", False),
                 include_history=options.get("include_history", False),
                 progress=reporter,
+                history_user=run.requested_by,  # someone else's private results never leave in an export
             )
         run.path, run.size, run.result = str(result.path), result.size, result.counts
         run.status, run.message = Status.SUCCEEDED, f"wrote {result.path.name}"

@@ -201,10 +201,16 @@ def create_new_feedback(items: list[dict], resolve: Resolve, new_ids: set[int]) 
 # --- generation history ---------------------------------------------------------------------------------
 
 
-def export_history(keys: dict[int, str]) -> tuple[list[dict], list[tuple[str, Path]]]:
-    """Finished jobs with their LoRAs and images; returns (items, [(archive path, image file)])."""
+EVERYTHING = object()  # backups and the command line: every job, private ones included
+
+
+def export_history(keys: dict[int, str], user=EVERYTHING) -> tuple[list[dict], list[tuple[str, Path]]]:
+    """Finished jobs with their LoRAs and images; returns (items, [(archive path, image file)]).
+    An export a user asked for holds only the jobs that user may see (the one visibility rule)."""
     items, files = [], []
     jobs = GenerationJob.objects.exclude(status__in=["queued", "running"]).select_related("requested_by")
+    if user is not EVERYTHING:
+        jobs = jobs.visible_to(user)
     for job in (
         jobs.prefetch_related("loras", "images", "images__ratings__user").order_by("pk").iterator(chunk_size=500)
     ):

@@ -7,6 +7,7 @@ filesystem the import later reads from) and stops reading at ``ARCHIVE_MAX_UPLOA
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -68,6 +69,7 @@ class ArchiveUploadHandler(FileUploadHandler):
         self.fh = None
         self.written = 0
         self.too_large = False
+        self.kept = False  # set once a run owns the file; anything else is removed when the request ends
 
     def new_file(self, *args, **kwargs):
         super().new_file(*args, **kwargs)
@@ -97,3 +99,30 @@ class ArchiveUploadHandler(FileUploadHandler):
 
     def upload_interrupted(self):
         self.abort()
+
+
+ORPHAN_GRACE_SECONDS = 3600  # an upload no run refers to: being written, or left by a refused request
+
+
+def remove_abandoned(now: float | None = None) -> list[Path]:
+    """Delete uploads nobody will import: files no run refers to (after an hour) and checked uploads whose
+    plan was never confirmed (after ARCHIVE_UPLOAD_KEEP_HOURS). Files of queued or running runs stay."""
+    from archive.models import ArchiveRun
+
+    now = time.time() if now is None else now
+    folder = upload_dir()
+    runs = ArchiveRun.objects.filter(path__startswith=str(folder))
+    busy = {Path(p) for p in runs.filter(status__in=["queued", "running"]).values_list("path", flat=True)}
+    known = {Path(p) for p in runs.values_list("path", flat=True)}
+    removed = []
+    for path in folder.iterdir():
+        if path in busy or not path.is_file():
+            continue
+        keep = settings.ARCHIVE_UPLOAD_KEEP_HOURS * 3600 if path in known else ORPHAN_GRACE_SECONDS
+        try:
+            if now - path.stat().st_mtime > keep:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:
+            continue
+    return removed

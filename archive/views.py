@@ -11,6 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -99,7 +100,11 @@ def export(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 def upload(request: HttpRequest) -> HttpResponse:
-    """Upload handlers must be in place before the body is parsed, hence csrf_exempt + csrf_protect."""
+    """Upload handlers must be in place before the body is parsed, hence csrf_exempt + csrf_protect.
+    The permission is checked first, before anything touches the body (lora_manager.upload_gate checked
+    it before Django read it, too): a refused upload writes nothing."""
+    if request.method == "POST" and not request.user.has_perm(IMPORT):
+        raise PermissionDenied("Your role cannot import archives.")
     limit = f"{settings.ARCHIVE_MAX_UPLOAD_BYTES // 2**20} MB"
     too_large = f"The archive is larger than the upload limit of {limit} (LORA_MANAGER_ARCHIVE_MAX_UPLOAD_MB)."
     declared = request.META.get("CONTENT_LENGTH") or "0"
@@ -108,8 +113,12 @@ def upload(request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and over and request.user.has_perm(IMPORT):
         return _error(request, too_large, 413)  # refused without reading (or keeping) the body
-    request.upload_handlers = [ArchiveUploadHandler(request)]
-    return _upload(request, too_large)
+    handler = ArchiveUploadHandler(request)
+    request.upload_handlers = [handler]
+    response = _upload(request, too_large)
+    if not handler.kept:
+        handler.abort()  # refused after the body was read (a failed CSRF check, a bad form): keep nothing
+    return response
 
 
 @csrf_protect
@@ -129,6 +138,7 @@ def _upload(request: HttpRequest, too_large: str) -> HttpResponse:
         handler.abort()
         return _error(request, f"Unknown conflict option {on_conflict!r}.")
     run = runs.start_check(handler.path, request.user, original_name=file.name[:255], on_conflict=on_conflict)
+    handler.kept = True
     return _to_run(request, run)
 
 
@@ -163,10 +173,19 @@ def confirm(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required(EXPORT, raise_exception=True)
 def download(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(ArchiveRun, pk=pk, kind__in=[ArchiveRun.Kind.EXPORT, ArchiveRun.Kind.BACKUP])
+    if not may_download(run, request.user):
+        raise Http404("this archive holds another user's results: only they and admins can download it")
     path = Path(run.path)
     if run.status != ArchiveRun.Status.SUCCEEDED or not path.is_file():
         raise Http404("this archive is not (or no longer) available")
     return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)
+
+
+def may_download(run: ArchiveRun, user) -> bool:
+    """Archives with generation history hold what their requester may see (backups: everyone's, private
+    results included), so only the requester and admins download them; metadata-only exports are shared."""
+    holds_history = run.kind == ArchiveRun.Kind.BACKUP or run.options.get("include_history")
+    return not holds_history or user.is_staff or (run.requested_by_id is not None and run.requested_by_id == user.pk)
 
 
 @require_POST
@@ -178,6 +197,8 @@ def backup_now(request: HttpRequest) -> HttpResponse:
 @require_GET
 @permission_required(EXPORT, raise_exception=True)
 def backup_download(request: HttpRequest, name: str) -> HttpResponse:
+    if not request.user.is_staff:  # a backup holds every user's results, private ones included
+        raise PermissionDenied("Only admins can download backups: they hold every user's results.")
     path = backups.backup_path(name)
     if path is None:
         raise Http404("no such backup")

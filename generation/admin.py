@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 
+from adapters.sanitize import StorableModelForm, StorableTextForm
 from generation import deliveries, recipes
 from generation.models import (
     BackendLora,
@@ -31,6 +32,7 @@ class ImageInline(admin.TabularInline):
 
 @admin.register(GenerationJob)
 class GenerationJobAdmin(admin.ModelAdmin):
+    form = StorableModelForm
     list_display = ["id", "status", "backend", "checkpoint", "steps", "requested_by", "created_at", "finished_at"]
     list_filter = ["status", "backend", "pinned", "private"]
     search_fields = ["prompt", "message", "checkpoint"]
@@ -41,6 +43,7 @@ class GenerationJobAdmin(admin.ModelAdmin):
 
 @admin.register(Preset)
 class PresetAdmin(admin.ModelAdmin):
+    form = StorableModelForm
     list_display = ["name", "owner", "updated_at"]
     search_fields = ["name"]
 
@@ -53,7 +56,7 @@ class BackendLoraAdmin(admin.ModelAdmin):
     raw_id_fields = ["adapter"]
 
 
-class DeliveryTargetForm(forms.ModelForm):
+class DeliveryTargetForm(StorableTextForm, forms.ModelForm):
     """Arguments as one per line (no shell: each line is exactly one argument, spaces included)."""
 
     url = forms.URLField(

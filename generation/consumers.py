@@ -6,7 +6,7 @@ from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 
 from generation import pages
-from generation.models import GenerationJob
+from generation.models import GenerationJob, Sweep
 from generation.progress import JOB_GROUP, JOBS_GROUP
 from lora_manager.consumers import AuthenticatedConsumer
 
@@ -32,9 +32,25 @@ class GenerationConsumer(AuthenticatedConsumer):
 
 
 class JobsConsumer(GenerationConsumer):
-    """The queue (positions, progress) and the recent results, on the jobs and composer pages."""
+    """The queue (positions, progress) and the recent results, on the jobs and composer pages.
+
+    Everyone's progress events reach this group; a private job's (with its live preview) is passed on
+    only to the users the visibility rule lets see it (looked up once per job and connection)."""
 
     groups_to_join = (JOBS_GROUP,)
+
+    async def job_progress(self, event: dict) -> None:
+        job_id = event["job"]["id"]
+        seen = getattr(self, "seen_jobs", None)
+        if seen is None:
+            seen = self.seen_jobs = {}
+        if job_id not in seen:
+            seen[job_id] = await database_sync_to_async(self.may_see)(job_id)
+        if seen[job_id]:
+            await self.send(text_data=render_progress(event["job"]))
+
+    def may_see(self, job_id: int) -> bool:
+        return GenerationJob.objects.visible_to(self.scope["user"]).filter(pk=job_id).exists()
 
     async def send_initial(self) -> None:
         await self.job_status({})
@@ -62,10 +78,10 @@ class JobConsumer(GenerationConsumer):
     async def allowed(self, user) -> bool:
         if not await super().allowed(user):
             return False
-        job = await database_sync_to_async(
-            GenerationJob.objects.filter(pk=self.scope["url_route"]["kwargs"]["pk"]).first
-        )()
-        return job is None or job.visible_to(user)  # someone else's private job: refused
+        pk = self.scope["url_route"]["kwargs"]["pk"]
+        exists = await database_sync_to_async(GenerationJob.objects.filter(pk=pk).exists)()
+        visible = await database_sync_to_async(GenerationJob.objects.visible_to(user).filter(pk=pk).exists)()
+        return visible or not exists  # someone else's private job: refused
 
     async def get_groups(self) -> tuple[str, ...]:
         return (JOB_GROUP.format(pk=self.scope["url_route"]["kwargs"]["pk"]),)
@@ -79,7 +95,8 @@ class JobConsumer(GenerationConsumer):
             await self.send(text_data=html)
 
     def render_panel(self) -> str:
-        job = GenerationJob.objects.filter(pk=self.scope["url_route"]["kwargs"]["pk"]).first()
+        visible = GenerationJob.objects.visible_to(self.scope["user"])
+        job = visible.filter(pk=self.scope["url_route"]["kwargs"]["pk"]).first()
         if job is None:
             return ""
         return render_to_string("generation/_job_panel.html", pages.job_context(job, self.can_cancel, self.can_submit))
@@ -95,7 +112,9 @@ class SweepConsumer(GenerationConsumer):
         return await database_sync_to_async(self.visible)(user)  # a sweep of someone else's private jobs: refused
 
     def visible(self, user) -> bool:
-        return all(job.visible_to(user) for job in GenerationJob.objects.filter(sweep_id=self.sweep_id))
+        return Sweep.objects.visible_to(user).filter(pk=self.sweep_id).exists() or not (
+            Sweep.objects.filter(pk=self.sweep_id).exists()
+        )
 
     async def get_groups(self) -> tuple[str, ...]:
         from generation.sweeps import SWEEP_GROUP

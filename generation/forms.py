@@ -13,6 +13,7 @@ import re
 from django import forms
 from django.http import QueryDict
 
+from adapters.sanitize import StorableTextForm
 from generation import backends
 from generation.composer import (
     BATCH,
@@ -36,7 +37,7 @@ def _multiple_of_8(value: int) -> None:
         raise forms.ValidationError(f"{value} is not a multiple of 8 (try {value // 8 * 8} or {value // 8 * 8 + 8}).")
 
 
-class ComposerForm(forms.Form):
+class ComposerForm(StorableTextForm, forms.Form):
     backend = forms.CharField(max_length=32, required=False)
     prompt = forms.CharField(max_length=MAX_PROMPT, required=False, strip=False)
     negative = forms.CharField(max_length=MAX_PROMPT, required=False, strip=False)
@@ -150,5 +151,5 @@ def messages(errors: dict[str, str]) -> list[str]:
     return lines
 
 
-class PresetForm(forms.Form):
+class PresetForm(StorableTextForm, forms.Form):
     preset_name = forms.CharField(max_length=100, strip=True, label="Preset name")

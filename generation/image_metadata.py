@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from adapters.sanitize import storable
+
 MAX_TEXT_BYTES = 2 * 1024 * 1024  # one text chunk; A1111 infotext is ~1 KB, big ComfyUI workflows ~500 KB
 MAX_TOTAL_TEXT_BYTES = 8 * 1024 * 1024
 MAX_CHUNKS = 10_000
@@ -30,7 +32,6 @@ EXIF_IFD = 0x8769
 USER_COMMENT = 0x9286
 IMAGE_DESCRIPTION = 0x010E
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SURROGATES = re.compile(r"[\ud800-\udfff]")
 
 
 class MetadataError(Exception):
@@ -49,9 +50,8 @@ class ImageText:
 def clean_text(value: str, limit: int = MAX_TEXT_BYTES) -> str:
     """Text safe to store and show: lone surrogates become U+FFFD, control characters (but tab and line
     breaks) are dropped, line endings normalised, length capped."""
-    value = _SURROGATES.sub("\ufffd", value)
     value = _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
-    return value[:limit]
+    return storable(value)[:limit]  # the one gate for untrusted text (adapters.sanitize)
 
 
 def sniff(data: bytes) -> str | None:

@@ -48,21 +48,21 @@ def recent_fragment(request: HttpRequest) -> HttpResponse:
 @require_GET
 @permission_required(VIEW, raise_exception=True)
 def job(request: HttpRequest, pk: int) -> HttpResponse:
-    found = get_object_or_404(pages.visible(GenerationJob.objects.select_related("requested_by"), request.user), pk=pk)
+    found = get_object_or_404(GenerationJob.objects.select_related("requested_by").visible_to(request.user), pk=pk)
     return render(request, "generation/job.html", pages.job_context(found, *_can(request)))
 
 
 @require_GET
 @permission_required(VIEW, raise_exception=True)
 def job_panel(request: HttpRequest, pk: int) -> HttpResponse:
-    found = get_object_or_404(pages.visible(GenerationJob.objects.select_related("requested_by"), request.user), pk=pk)
+    found = get_object_or_404(GenerationJob.objects.select_related("requested_by").visible_to(request.user), pk=pk)
     return render(request, "generation/_job_panel.html", pages.job_context(found, *_can(request)))
 
 
 @require_POST
 @permission_required(CHANGE, raise_exception=True)
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    found = get_object_or_404(GenerationJob, pk=pk)
+    found = get_object_or_404(GenerationJob.objects.visible_to(request.user), pk=pk)
     message = submitting.cancel(found.pk)
     if request.htmx:
         if request.POST.get("fragment") == "panel":
@@ -82,7 +82,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required(SUBMIT, raise_exception=True)
 def rerun(request: HttpRequest, pk: int) -> HttpResponse:
-    found = get_object_or_404(GenerationJob, pk=pk)
+    found = get_object_or_404(GenerationJob.objects.visible_to(request.user), pk=pk)
     try:
         new = submitting.rerun(found, request.user)
     except submitting.SubmitError as exc:
@@ -102,9 +102,7 @@ def rerun(request: HttpRequest, pk: int) -> HttpResponse:
 def image(request: HttpRequest, pk: int, index: int, kind: str) -> HttpResponse:
     if kind not in ("original", "thumb"):
         raise Http404("unknown image kind")
-    found = get_object_or_404(GenerationImage.objects.select_related("job"), job_id=pk, index=index)
-    if not found.job.visible_to(request.user):
-        raise Http404("this result is private")
+    found = get_object_or_404(GenerationImage.objects.visible_to(request.user), job_id=pk, index=index)
     relative = found.path if kind == "original" else (found.thumbnail or found.path)
     try:
         path = storage.absolute(relative)
@@ -123,7 +121,7 @@ def image(request: HttpRequest, pk: int, index: int, kind: str) -> HttpResponse:
 @permission_required(VIEW, raise_exception=True)
 def history_page(request: HttpRequest) -> HttpResponse:
     filters = history.parse(request.GET)
-    page = Paginator(pages.visible(history.jobs(filters), request.user), HISTORY_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(history.jobs(filters).visible_to(request.user), HISTORY_PAGE).get_page(request.GET.get("page"))
     context = {
         "page": page,
         "filters": filters,

@@ -22,6 +22,62 @@ class JobStatus(models.TextChoices):
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
+def sees_everything(user) -> bool:
+    return bool(user is not None and getattr(user, "is_staff", False) and getattr(user, "is_active", True))
+
+
+def visible_q(user, job: str = "", owner: str = "requested_by") -> models.Q:
+    """THE visibility rule of generation results (docs/security.md), as a filter on a job relation:
+    a private job is seen by the user who requested it and by admins (staff) only. ``job`` is the path
+    to the job from the filtered model ("" for jobs, "job__" for images and ratings); recipes, which
+    carry their own ``private`` flag and ``owner``, use the same rule with ``owner="owner"``."""
+    if sees_everything(user):
+        return models.Q()
+    public = models.Q(**{f"{job}private": False})
+    if user is None or getattr(user, "pk", None) is None:
+        return public
+    return public | models.Q(**{f"{job}{owner}_id": user.pk})
+
+
+class VisibleQuerySet(models.QuerySet):
+    """``.visible_to(user)`` on jobs, images, ratings and sweeps: every view, API endpoint, consumer,
+    re-run, history, dashboard figure and export that shows results goes through it."""
+
+    job_path = ""
+    owner_field = "requested_by"
+
+    def visible_to(self, user):
+        return self.filter(visible_q(user, self.job_path, self.owner_field))
+
+
+class GenerationJobQuerySet(VisibleQuerySet):
+    pass
+
+
+class GenerationImageQuerySet(VisibleQuerySet):
+    job_path = "job__"
+
+
+class ResultRatingQuerySet(VisibleQuerySet):
+    job_path = "job__"
+
+    def visible_to(self, user):  # a rating whose job was deleted shows no prompt: still visible
+        return self.filter(visible_q(user, "job__") | models.Q(job__isnull=True)) if not sees_everything(user) else self
+
+
+class RecipeQuerySet(VisibleQuerySet):
+    owner_field = "owner"
+
+
+class SweepQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """A sweep is seen when every one of its jobs is (a sweep holds one prompt: one private job hides it)."""
+        if sees_everything(user):
+            return self
+        hidden = GenerationJob.objects.exclude(visible_q(user)).filter(sweep_id=models.OuterRef("pk"))
+        return self.filter(~models.Exists(hidden))
+
+
 class GenerationJob(models.Model):
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     backend = models.CharField(max_length=32, default="default")
@@ -74,6 +130,8 @@ class GenerationJob(models.Model):
     result_code = models.IntegerField(null=True, blank=True)  # HTTP status, or the command's exit code
     output = models.TextField(blank=True)  # response body, or the command's output (capped)
 
+    objects = GenerationJobQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
@@ -92,8 +150,10 @@ class GenerationJob(models.Model):
         return self.target_id is not None
 
     def visible_to(self, user) -> bool:
-        """Private jobs: their owner and admins (staff) only."""
-        return not self.private or user.is_staff or (user.pk is not None and user.pk == self.requested_by_id)
+        """The same rule as ``GenerationJob.objects.visible_to`` for a row already loaded."""
+        if not self.private or sees_everything(user):
+            return True
+        return user is not None and user.pk is not None and user.pk == self.requested_by_id
 
     @property
     def is_active(self) -> bool:
@@ -138,6 +198,8 @@ class GenerationImage(models.Model):
     seed = models.BigIntegerField(null=True, blank=True)
     infotext = models.TextField(blank=True)
     partial = models.BooleanField(default=False)  # from a cancelled run (SD.Next's keep_incomplete)
+
+    objects = GenerationImageQuerySet.as_manager()
 
     class Meta:
         ordering = ["job", "index"]
@@ -213,6 +275,8 @@ class ResultRating(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ResultRatingQuerySet.as_manager()
+
     class Meta:
         ordering = ["-updated_at", "-id"]
         constraints = [
@@ -276,6 +340,8 @@ class Sweep(models.Model):
     message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SweepQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -351,6 +417,8 @@ class Recipe(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     private = models.BooleanField(default=False)  # made from a private result: its owner (and admins) only
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RecipeQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from django.db.models import Case, Q, Value, When
+from django.db.models import Case, Value, When
 from django.db.models.functions import Lower
 
 from adapters import search
@@ -73,6 +73,8 @@ def queue_context(can_cancel: bool, user=None) -> dict:
         job.position = positions.get(job.pk)
         job.snap = job_snapshot(job)
         job.hidden = user is not None and not job.visible_to(user)  # someone else's private job: no prompt
+        if job.hidden:
+            job.snap["preview"] = ""  # ... and no live preview either
     running = {job.backend for job in active if job.status == "running"}
     return {"active": active, "queued_counts": counts, "running_backends": running, "can_cancel": can_cancel}
 
@@ -116,13 +118,6 @@ def job_context(job: GenerationJob, can_cancel: bool, can_submit: bool) -> dict:
             ("Ran", f"{duration:.1f} s" if duration is not None else "–"),
         ],
     }
-
-
-def visible(queryset, user):
-    """Jobs this user may see: everything but other users' private jobs (admins see all)."""
-    if user is None or user.is_staff:
-        return queryset
-    return queryset.filter(Q(private=False) | Q(requested_by_id=user.pk))
 
 
 def presets() -> list[Preset]:

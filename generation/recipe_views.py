@@ -15,8 +15,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from adapters.models import Adapter
 from adapters.thumbnails import thumbnail_path
-from generation import backends, pages, recipes, storage, submitting
-from generation.models import GenerationImage, GenerationJob, Recipe
+from generation import backends, recipes, storage, submitting
+from generation.models import GenerationImage, Recipe
 
 VIEW, ADD, DELETE = "generation.view_recipe", "generation.add_recipe", "generation.delete_recipe"
 SUBMIT = "generation.add_generationjob"
@@ -168,9 +168,7 @@ def generate_again(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required(ADD, raise_exception=True)
 def save_job_image(request: HttpRequest, image_id: int) -> HttpResponse:
     """One click on a job's image: a recipe of exactly what that job sent (private jobs stay private)."""
-    image = get_object_or_404(GenerationImage.objects.select_related("job"), pk=image_id)
-    if not pages.visible(GenerationJob.objects.filter(pk=image.job_id), request.user).exists():
-        raise Http404("no such image")
+    image = get_object_or_404(GenerationImage.objects.visible_to(request.user).select_related("job"), pk=image_id)
     recipe = recipes.from_job_image(image, request.user)
     if request.htmx:
         return render(request, "generation/_recipe_saved.html", {"recipe": recipe, "image": image})

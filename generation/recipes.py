@@ -69,11 +69,9 @@ class ImportFailed(Exception):
 
 
 def visible(user) -> QuerySet[Recipe]:
-    """Recipes this user may see: all but other people's private ones (admins see everything)."""
-    recipes = Recipe.objects.all()
-    if user is None or user.is_staff:
-        return recipes
-    return recipes.filter(Q(private=False) | Q(owner_id=user.pk))
+    """Recipes this user may see: all but other people's private ones (admins see everything); the one
+    visibility rule of results (generation.models.visible_q). ``None``: every recipe (commands)."""
+    return Recipe.objects.all() if user is None else Recipe.objects.visible_to(user)
 
 
 def search(queryset: QuerySet[Recipe], query: str) -> QuerySet[Recipe]:

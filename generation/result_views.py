@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from adapters.models import USER_SOURCE, Adapter
 from adapters.previews import PreviewError
 from adapters.thumbnails import store_preview_bytes
-from generation import learning, pages, ratings, retention, storage, sweeps
+from generation import learning, ratings, retention, storage, sweeps
 from generation.models import GenerationImage, GenerationJob, JobStatus
 from generation.sweep_forms import SweepForm
 
@@ -26,7 +26,7 @@ DELETE = "generation.delete_generationjob"
 
 
 def _visible_job(request: HttpRequest, pk: int) -> GenerationJob:
-    return get_object_or_404(pages.visible(GenerationJob.objects.all(), request.user), pk=pk)
+    return get_object_or_404(GenerationJob.objects.all().visible_to(request.user), pk=pk)
 
 
 def results_context(request: HttpRequest, job: GenerationJob, message: str = "") -> dict:
@@ -163,7 +163,7 @@ def bulk_delete(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Tick the jobs to delete first.")
         return redirect(back)
     if request.POST.get("confirm") != "1":
-        chosen = pages.visible(GenerationJob.objects.filter(pk__in=ids), request.user)
+        chosen = GenerationJob.objects.filter(pk__in=ids).visible_to(request.user)
         context = {
             "ids": ids,
             "count": chosen.count(),
@@ -217,7 +217,7 @@ def adapter_context(request: HttpRequest, adapter: Adapter, form: SweepForm | No
         "max_bucket": max((b.count for b in learned.buckets), default=1),
         "suggested_outside": suggested is not None and not learning.within_range(adapter, suggested),
         "weight_by_hand": adapter.is_user_edited("preferred_weight"),
-        "sweeps": sweeps.for_adapter(adapter),
+        "sweeps": sweeps.for_adapter(adapter, request.user),
         "form": form or SweepForm(initial=SweepForm.initial_for(adapter)),
         "can_sweep": request.user.has_perm("generation.add_generationjob"),
         "sweep_problem": problem,

@@ -175,10 +175,9 @@ def active_jobs():
 
 def recent_jobs(limit: int = 10, user=None):
     finished = Q(status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED])
-    if user is not None and not user.is_staff:  # other users' private results stay out of sight
-        finished &= Q(private=False) | Q(requested_by_id=user.pk)
+    jobs = GenerationJob.objects.all() if user is None else GenerationJob.objects.visible_to(user)
     return (
-        GenerationJob.objects.filter(finished)
+        jobs.filter(finished)
         .select_related("requested_by")
         .prefetch_related("images")
         .order_by("-finished_at", "-id")[:limit]

@@ -6,10 +6,11 @@ from __future__ import annotations
 from django import forms
 
 from adapters.models import Adapter
+from adapters.sanitize import StorableTextForm
 from generation import backends, composer, sweeps
 
 
-class SweepForm(forms.Form):
+class SweepForm(StorableTextForm, forms.Form):
     mode = forms.ChoiceField(choices=[("weights", "Weights"), ("compare", "Compare LoRAs")], initial="weights")
     prompt = forms.CharField(max_length=composer.MAX_PROMPT, required=False, widget=forms.Textarea(attrs={"rows": 2}))
     negative = forms.CharField(

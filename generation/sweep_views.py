@@ -56,10 +56,7 @@ def start(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _visible_sweep(request: HttpRequest, pk: int) -> Sweep:
-    sweep = get_object_or_404(Sweep.objects.select_related("adapter", "requested_by"), pk=pk)
-    if any(job is not None and not job.visible_to(request.user) for job in sweeps.cell_jobs(sweep)):
-        raise Http404("this sweep is private")
-    return sweep
+    return get_object_or_404(Sweep.objects.visible_to(request.user).select_related("adapter", "requested_by"), pk=pk)
 
 
 def panel_context(sweep: Sweep, user) -> dict:
@@ -76,7 +73,7 @@ def panel_context(sweep: Sweep, user) -> dict:
 
 
 def render_panel(sweep_id: int, user) -> str:
-    sweep = Sweep.objects.select_related("adapter").filter(pk=sweep_id).first()
+    sweep = Sweep.objects.visible_to(user).select_related("adapter").filter(pk=sweep_id).first()
     if sweep is None:
         return ""
     context = {**panel_context(sweep, user), "user": user, "live": True}

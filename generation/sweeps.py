@@ -266,7 +266,7 @@ def build_grid(sweep: Sweep, jobs: list[GenerationJob | None]) -> str:
     return relative
 
 
-def for_adapter(adapter: Adapter, limit: int = 10) -> list[Sweep]:
-    """Recent sweeps that include this adapter (as the swept LoRA or one of the compared ones)."""
-    recent = Sweep.objects.filter(Q(adapter=adapter) | Q(jobs__loras__adapter=adapter)).distinct()
+def for_adapter(adapter: Adapter, user, limit: int = 10) -> list[Sweep]:
+    """Recent sweeps this user may see that include this adapter (as the swept LoRA or a compared one)."""
+    recent = Sweep.objects.visible_to(user).filter(Q(adapter=adapter) | Q(jobs__loras__adapter=adapter)).distinct()
     return list(recent.order_by("-created_at", "-id")[:limit])

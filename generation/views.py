@@ -25,8 +25,8 @@ def _initial(request: HttpRequest) -> tuple[composer.Composition, list[str]]:
     notes: list[str] = []
     composition = composer.Composition()
     if (job_id := request.GET.get("job", "")).isdigit():
-        job = GenerationJob.objects.filter(pk=int(job_id)).first()
-        if job is None:
+        job = GenerationJob.objects.visible_to(request.user).filter(pk=int(job_id)).first()
+        if job is None:  # someone else's private job reads as gone: not even its existence is told
             notes.append(f"Job #{job_id} no longer exists.")
         else:
             composition = composer.Composition.from_dict(job.composition)

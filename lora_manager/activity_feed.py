@@ -45,7 +45,8 @@ def scan_events(limit: int = FEED_LIMIT) -> list[dict[str, Any]]:
 
 
 def failed_job_events(limit: int = FEED_LIMIT) -> list[dict[str, Any]]:
-    jobs = GenerationJob.objects.filter(status=JobStatus.FAILED).order_by("-created_at", "-id")[:limit]
+    # The feed is the same for everyone: private jobs stay out (the one visibility rule, with no user).
+    jobs = GenerationJob.objects.visible_to(None).filter(status=JobStatus.FAILED).order_by("-created_at", "-id")[:limit]
     return [
         _event(
             "generation",

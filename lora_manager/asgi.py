@@ -11,10 +11,11 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from archive.uploads import limit_upload_size  # noqa: E402
 from lora_manager.routing import websocket_urlpatterns  # noqa: E402
+from lora_manager.upload_gate import upload_gate  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": limit_upload_size(django_asgi_app),
+        "http": upload_gate(limit_upload_size(django_asgi_app)),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

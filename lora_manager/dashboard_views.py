@@ -54,8 +54,14 @@ def suggestion_accepted(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_GET
 def status_page(request: HttpRequest) -> HttpResponse:
+    """Staff see every detail; everyone else sees states only (paths, worker ids and versions are staff-only,
+    as in status.json)."""
+    status = system_status.collect()
+    context = {"status": status, "refresh_seconds": REFRESH_SECONDS}
+    if not request.user.is_staff:
+        context["public"] = system_status.public_summary(status)
     template = "lora_manager/_status.html" if request.htmx else "lora_manager/status.html"
-    return render(request, template, {"status": system_status.collect(), "refresh_seconds": REFRESH_SECONDS})
+    return render(request, template, context)
 
 
 @never_cache

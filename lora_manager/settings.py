@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from lora_manager import env
@@ -62,6 +63,7 @@ INSTALLED_APPS = [
     "archive",
     "api",
     "ninja",  # serves the API docs' Swagger UI from our static files (the CSP allows no CDN)
+    "axes",  # login throttling (docs/security.md)
 ]
 
 MIDDLEWARE = [
@@ -69,6 +71,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "adapters.middleware.UnstorableQueryMiddleware",  # the text gate for query strings (docs/security.md)
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "lora_manager.middleware.HtmxLoginRedirectMiddleware",
@@ -78,6 +81,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "lora_manager.middleware.ContentSecurityPolicyMiddleware",
     "api.middleware.JsonErrorsMiddleware",
+    "axes.middleware.AxesMiddleware",  # after auth: answers a locked-out login with the lockout page
     "lora_manager.outages.RedisOutageMiddleware",  # last: the first to see a view's Redis error
 ]
 
@@ -162,6 +166,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes, docs/security.md): 10 failed logins for one username, or from one
+# address, lock further attempts (even with the right password) for 15 minutes. Admins unlock with
+# `manage.py axes_reset_username USER`, `axes_reset_ip ADDRESS`, `axes_reset`, or in the admin
+# ("Access attempts": delete the row). API token failures count too (api/auth.py).
+AUTHENTICATION_BACKENDS = [
+    "lora_manager.auth_backends.ThrottledLoginBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1, maximum=1000)
+AXES_COOLOFF_TIME = timedelta(minutes=env.env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=24 * 60))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # locked for 15 minutes, not for ever while guessing
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -221,7 +240,10 @@ BACKUP_DIR = Path(env.env_str("BACKUP_DIR", str(DATA_DIR / "backups"))).expandus
 BACKUP_INTERVAL_HOURS = env.env_int("BACKUP_INTERVAL_HOURS", 24, minimum=0, maximum=24 * 365)  # 0 = no schedule
 BACKUP_KEEP = env.env_int("BACKUP_KEEP", 7, minimum=1, maximum=10_000)
 BACKUP_WEIGHTS = env.env_bool("BACKUP_WEIGHTS", False)
-ARCHIVE_MAX_UPLOAD_BYTES = env.env_int("ARCHIVE_MAX_UPLOAD_MB", 64 * 1024, minimum=1, maximum=64 * 1024 * 1024) * 2**20
+# Browser uploads only (import_library reads any size from disk); refused before the body is read when
+# declared larger, cut off when not (lora_manager/upload_gate.py, archive/uploads.py).
+ARCHIVE_MAX_UPLOAD_BYTES = env.env_int("ARCHIVE_MAX_UPLOAD_MB", 8 * 1024, minimum=1, maximum=64 * 1024 * 1024) * 2**20
+ARCHIVE_UPLOAD_KEEP_HOURS = env.env_int("ARCHIVE_UPLOAD_KEEP_HOURS", 24, minimum=1, maximum=24 * 365)
 ARCHIVE_MAX_UNCOMPRESSED_BYTES = (
     env.env_int("ARCHIVE_MAX_UNCOMPRESSED_MB", 1024 * 1024, minimum=1, maximum=1024 * 1024 * 1024) * 2**20
 )

@@ -243,3 +243,31 @@ def collect(include_backends: bool = True) -> dict[str, Any]:
         "disks": disk_status(),
         "schedule": schedule_status(),
     }
+
+
+def public_summary(status: dict[str, Any]) -> dict[str, Any]:
+    """What non-staff users see: each part's state (up / down / busy), no paths, ids, versions or errors
+    (those can name hosts, folders and workers); staff get ``collect()`` whole."""
+
+    def state(ok: bool) -> str:
+        return "up" if ok else "down"
+
+    parts = [
+        {"id": "database", "name": "Database", "state": state(status["database"]["ok"])},
+        {"id": "redis", "name": "Redis", "state": state(status["redis"]["ok"])},
+        {"id": "rq", "name": "Workers and queues", "state": state(status["rq"]["ok"])},
+    ]
+    for backend in status["sdnext"]:
+        if backend.get("configured", True):
+            busy = backend["ok"] and backend.get("busy")
+            parts.append(
+                {
+                    "id": f"backend-{backend['name']}",
+                    "name": f"SD.Next “{backend['name']}”",
+                    "state": "busy" if busy else state(backend["ok"]),
+                }
+            )
+    embeddings_ok = not status["embeddings"].get("problem")
+    parts.append({"id": "embeddings", "name": "Recommendations", "state": state(embeddings_ok)})
+    down = [part["name"] for part in parts if part["state"] == "down"]
+    return {"ok": status["ok"], "down": down, "parts": parts}

@@ -9,6 +9,7 @@ from pathlib import Path
 import django_rq
 import pytest
 from django.core.management import call_command
+from django.test import Client
 from rq.job import Job
 from rq.scheduler import RQScheduler
 
@@ -66,14 +67,18 @@ def test_scheduled_backup_runs_on_rqs_scheduler_and_reschedules(
 
 @pytest.mark.django_db
 def test_page_lists_backups_downloads_and_restores_through_the_plan(
-    editor_client, editor, places, run_worker, django_capture_on_commit_callbacks
+    editor_client, editor, admin_user, places, run_worker, django_capture_on_commit_callbacks
 ):
     lib = build_library(places, user=editor)
     backup = backups.backup_now()
     before = snapshot()
     page = editor_client.get("/archive/").content.decode()
     assert backup.path.name in page and 'id="backup-list"' in page
-    download = editor_client.get(f"/archive/backups/{backup.path.name}")
+    # A backup holds every user's results, private ones included: only admins download it (issue 14).
+    assert editor_client.get(f"/archive/backups/{backup.path.name}").status_code == 403
+    admin_client = Client()
+    admin_client.force_login(admin_user)
+    download = admin_client.get(f"/archive/backups/{backup.path.name}")
     assert b"".join(download.streaming_content) == backup.path.read_bytes()
     assert editor_client.get("/archive/backups/..%2Fsecret.zip").status_code == 404
     Adapter.objects.filter(pk=lib["zelda"].pk).update(notes="changed after the backup")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from archive import exporting, importing
+from archive import manifest as mf
 from archive.checking import ArchiveRefused
 from tests.archive.conftest import build_library, file_hashes, snapshot
 
@@ -209,3 +210,66 @@ def test_manifest_paths_that_would_escape_the_library_are_refused(exported, tmp_
 
     message = refused(rewrite(archive, tmp_path / "relpath.zip", manifest=escape))
     assert "rel_path is unsafe" in message and "'..'" in message and unchanged()
+
+
+# --- issue 14, defect 5: strict patterns for every path-like manifest field, the text gate for every string
+
+
+def _with_preview_key(document: dict, key: str) -> dict:
+    document["adapters"][0]["fields"]["preview_key"] = key
+    return document
+
+
+@pytest.mark.django_db
+def test_defect5_preview_key_outside_the_thumbnails_folder_is_refused(exported, tmp_path, client, admin_user):
+    """Before: "../../../../tmp/x" was accepted and /library/{id}/preview/card served any *-384.webp."""
+    archive, unchanged = exported
+    bad = rewrite(archive, tmp_path / "key.zip", manifest=lambda d: _with_preview_key(d, "../../../../tmp/x"))
+    message = refused(bad)
+    assert "preview_key" in message and "64 hexadecimal" in message
+    assert unchanged()
+
+
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        (lambda d: d["adapters"][0]["files"][0].__setitem__("rel_path", "a/\x07bell.safetensors"), "rel_path"),
+        (lambda d: d["adapters"][0]["files"][0].__setitem__("rel_path", "a/\ud800.safetensors"), "rel_path"),
+        (lambda d: d["adapters"][0]["fields"].__setitem__("notes", "x\ud800"), "lone surrogate"),
+        (lambda d: d["adapters"][0]["fields"].__setitem__("preview_key", "ABC"), "preview_key"),
+    ],
+)
+@pytest.mark.django_db
+def test_strict_patterns_and_the_text_gate(exported, tmp_path, change, expected):
+    archive, unchanged = exported
+
+    def edit(document):
+        change(document)
+        return json.dumps(document, ensure_ascii=True)  # surrogates as JSON escapes, as an attacker writes them
+
+    message = refused(rewrite(archive, tmp_path / "bad.zip", manifest=edit))
+    assert expected in message, message
+    assert unchanged()
+
+
+@pytest.mark.django_db
+def test_entry_paths_must_match_their_kind(exported, tmp_path):
+    archive, unchanged = exported
+
+    def edit(document):
+        thumb = next(f for f in document["files"] if f["kind"] == "thumbnail")
+        thumb["kind"] = "thumbnail"
+        weights = next(f for f in document["files"] if f["kind"] == "weights")
+        weights["kind"] = "thumbnail"  # a .safetensors "thumbnail" would be moved into the thumbnails folder
+        return document
+
+    message = refused(rewrite(archive, tmp_path / "kind.zip", manifest=edit))
+    assert "thumbnails/<64 hex>-<size>.webp" in message
+    assert unchanged()
+
+
+@pytest.mark.django_db
+def test_validate_accepts_what_the_exporter_writes(exported):
+    archive, _ = exported
+    with zipfile.ZipFile(archive) as zf:
+        assert mf.validate(json.loads(zf.read("manifest.json"))) == []

@@ -9,6 +9,7 @@ from datetime import timedelta
 import django_rq
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 from django.utils import timezone
 
 from lora_manager import system_status
@@ -43,24 +44,28 @@ def test_everything_up(standin, redis_conn, settings):
     assert "rescan" in status["schedule"] and "embeddings" in status
 
 
-def test_an_idle_sdnext_that_still_reports_its_last_progress_is_idle(standin, client, viewer, redis_conn):
+def test_an_idle_sdnext_that_still_reports_its_last_progress_is_idle(standin, client, viewer, admin_user, redis_conn):
     standin.engine.state.idle_progress = 1.0  # as real SD.Next does after a job (state.job is "")
     backend = system_status.backend_status("default")
     assert backend["busy"] is False and backend["progress"] == 1.0
-    client.force_login(viewer)
+    client.force_login(admin_user)  # the details are staff-only (issue 14)
     page = client.get("/status/").content.decode()
     assert "Busy" not in page and '<p class="backend-state">Idle</p>' in page
+    viewer_client = Client()
+    viewer_client.force_login(viewer)
+    assert ">busy<" not in viewer_client.get("/status/").content.decode()
     standin.engine.state.begin("txt2img", 1, 0, 20, 1)
     assert system_status.backend_status("default")["busy"] is True
     assert "Busy: txt2img" in client.get("/status/").content.decode()
+    assert ">busy<" in viewer_client.get("/status/").content.decode()  # the state, without the job
     standin.engine.state.end()
 
 
-def test_schedule_dates_read_as_human_dates(standin, client, viewer, redis_conn):
+def test_schedule_dates_read_as_human_dates(standin, client, admin_user, redis_conn):
     from adapters.models import ScanRun
 
     ScanRun.objects.create(status="succeeded", finished_at=timezone.now() - timedelta(minutes=5))
-    client.force_login(viewer)
+    client.force_login(admin_user)  # the schedule is a staff detail (issue 14)
     page = client.get("/status/").content.decode()
     rescan = page[page.index('id="status-rescan"') :].split("</p>", 1)[0]
     shown = re.sub(r"<[^>]+>", "", rescan)
@@ -95,7 +100,7 @@ def test_status_page_and_json(client, viewer, admin_user, settings, redis_conn):
     page = client.get("/status/")
     assert page.status_code == 200
     body = page.content.decode()
-    assert 'id="status-sdnext"' in body and "Needs attention" in body
+    assert 'id="status-backend-default"' in body and "Needs attention" in body and "SD.Next" in body
     assert client.get("/status.json").status_code == 403
     fragment = client.get("/status/", headers={"HX-Request": "true"}).content.decode()
     assert 'id="system-status"' in fragment and "<html" not in fragment
@@ -109,7 +114,31 @@ def test_status_page_with_redis_down(client, viewer, settings):
     settings.SDNEXT_BACKENDS = {"default": {"URL": "", "USER": "", "PASSWORD": ""}}
     client.force_login(viewer)
     body = client.get("/status/").content.decode()
-    assert "Redis unreachable" in body
+    assert "Needs attention: Redis" in body and "Redis unreachable" not in body  # the state, not the error
+
+
+def test_defect6_non_staff_see_states_without_paths_ids_or_versions(client, viewer, admin_user, standin, settings):
+    """Before: /status/ showed every logged-in user the data folder, worker ids, Redis version and checkpoint."""
+    import django_rq
+    from rq import Worker
+
+    worker = Worker([django_rq.get_queue("default")], connection=django_rq.get_connection("default"), name="w-4f2a9")
+    worker.register_birth()
+    try:
+        secrets = [str(settings.DATA_DIR), "w-4f2a9", django_rq.get_connection("default").info()["redis_version"]]
+        checkpoint = system_status.backend_status("default")["checkpoint"]
+        client.force_login(viewer)
+        body = client.get("/status/").content.decode()
+        for secret in [*secrets, checkpoint]:
+            assert secret and secret not in body, secret
+        assert 'id="status-database"' in body and ">up<" in body and 'id="status-backend-default"' in body
+        fragment = client.get("/status/", headers={"HX-Request": "true"}).content.decode()
+        assert 'id="system-status"' in fragment and not any(secret in fragment for secret in secrets)
+        client.force_login(admin_user)
+        staff = client.get("/status/").content.decode()
+        assert all(secret in staff for secret in secrets) and checkpoint in staff
+    finally:
+        worker.register_death()
 
 
 def test_check_worker_without_a_worker(redis_conn):
