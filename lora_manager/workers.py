@@ -24,7 +24,7 @@ from rq.callbacks import execute_failure_callback
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from lora_manager.worker import SupervisedWorker
+from lora_manager.worker_process import SupervisedWorker
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class WorkHorseKilled(Exception):
 
 
 class Worker(SupervisedWorker):
-    """RQ's forking worker whose children die with it (``worker.SupervisedWorker``), tuned for the janitor's rules.
+    """RQ's forking worker whose children die with it (``SupervisedWorker``), tuned for the janitor's rules.
 
     - heartbeats at least every ``WORKER_TTL - 15`` s when idle and every ``WORKER_TTL / 3`` s while a
       job runs (RQ's defaults, 405 s and 30 s, would make a live worker look dead);

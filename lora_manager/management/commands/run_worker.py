@@ -45,7 +45,7 @@ class Command(BaseCommand):
                     self.stdout.write(said)
         for name in periodic.schedule_all():  # every periodic job the apps declared, the janitor among them
             self.stdout.write(f"scheduled the periodic job '{name}'")
-        # Children (work-horse, scheduler) die with the worker, even on kill -9 (lora_manager/worker.py);
+        # Children (work-horse, scheduler) die with the worker, even on kill -9 (lora_manager/worker_process.py);
         # a killed work-horse fails its row at once and heartbeats are frequent (lora_manager/workers.py).
         call_command(
             "rqworker",
