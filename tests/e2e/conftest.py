@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+import django_rq
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -366,3 +367,17 @@ def login(page, live_app: str, username: str, password: str) -> None:
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{live_app}/")  # the dashboard is the home page
     page.goto(f"{live_app}/library/")
+
+
+@pytest.fixture
+def idle_queues_after(redis_conn):
+    """Let the live worker finish the background work a test caused (re-embedding after edits, scans)
+    before the next module starts."""
+    yield
+    deadline = time.monotonic() + 180
+    for name in ("default", "embeddings"):
+        queue = django_rq.get_queue(name)
+        while queue.count or queue.started_job_registry.count:
+            if time.monotonic() > deadline:
+                pytest.fail(f"background jobs still pending on {name!r} after 3 minutes")
+            time.sleep(0.5)

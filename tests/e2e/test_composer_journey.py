@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from pathlib import Path
 
-import django_rq
 import pytest
 from playwright.sync_api import expect
 
@@ -26,19 +24,6 @@ def option_names(page) -> list[str]:
     return [
         text.removeprefix("+ ").strip() for text in page.locator("#lora-search-results button.pick").all_inner_texts()
     ]
-
-
-@pytest.fixture
-def idle_queues_after(redis_conn):
-    """Let the live worker finish the background work this test caused before the next module starts."""
-    yield
-    deadline = time.monotonic() + 180
-    for name in ("default", "embeddings"):
-        queue = django_rq.get_queue(name)
-        while queue.count or queue.started_job_registry.count:
-            if time.monotonic() > deadline:
-                pytest.fail(f"background jobs still pending on {name!r} after 3 minutes")
-            time.sleep(0.5)
 
 
 def token_of(adapter_name: str) -> str:

@@ -5,9 +5,7 @@ on its card. Saves a screenshot of the grid."""
 from __future__ import annotations
 
 import re
-import time
 
-import django_rq
 import pytest
 from playwright.sync_api import expect
 
@@ -26,19 +24,6 @@ def shown() -> int:
 
 def adapters_text(n: int) -> str:
     return f"{n} adapter{'s' * (n != 1)}"
-
-
-@pytest.fixture
-def idle_queues_after(redis_conn):
-    """Edits ask for background work (re-embedding); let the live worker finish it before the next module."""
-    yield
-    deadline = time.monotonic() + 180
-    for name in ("default", "embeddings"):
-        queue = django_rq.get_queue(name)
-        while queue.count or queue.started_job_registry.count:
-            if time.monotonic() > deadline:
-                pytest.fail(f"background jobs still pending on {name!r} after 3 minutes")
-            time.sleep(0.5)
 
 
 def test_library_journey(live_app, page, scanned_library, idle_queues_after):
