@@ -14,13 +14,12 @@ from adapters.models import Adapter, CivitaiRecord
 from tests.adapters.catalog_factory import make_adapter
 from tests.conftest import make_user
 from tests.e2e.conftest import ARTIFACTS, login
-from tests.e2e.test_library import idle_queues_after  # noqa: F401 - fixture
 from tests.standins.civitai import StandInLora
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def test_card_before_and_after_a_civitai_lookup(live_app, civitai_standin, page, idle_queues_after):  # noqa: F811
+def test_card_before_and_after_a_civitai_lookup(live_app, civitai_standin, page, idle_queues_after):
     sha = hashlib.sha256(b"e2e inkwash").hexdigest()
     tensor = hashlib.sha256(b"e2e inkwash tensors").hexdigest()
     adapter = make_adapter("zz inkwash", sha256=sha, tensor_sha256=tensor)
