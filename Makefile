@@ -6,7 +6,7 @@ PORT ?= 8000
 SDNEXT_PORT ?= 7861
 BENCH ?=
 
-.PHONY: run test demo bench lint format install install-dev clean fuzz manage
+.PHONY: run test demo bench lint format install install-dev clean fuzz manage imports
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ lint: install-dev
 format: install-dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# The import graph (ops/import_graph.py): no cycles, no import against the app layering. MAP=1 prints the
+# module map; ROOT=<checkout> checks another one (the "before" of a before/after comparison).
+imports:
+	$(PYTHON) -m ops.import_graph $(if $(MAP),--map) $(if $(ROOT),--root $(ROOT))
 
 clean:
 	rm -rf data/test data/staticfiles
