@@ -22,7 +22,7 @@ from django.db.models.deletion import Collector
 from django.utils import timezone
 
 from adapters.models import USER_SOURCE, Adapter, AdapterFile, BaseModel, BulkAction, FileStatus, Tag
-from recommendations.embedding_runs import reembeds  # edits below re-embed (debounced)
+from adapters.signals import changes_catalog as reembeds  # edits below send catalog_changed
 
 MAX_TAG_LENGTH = 100
 CHUNK = 2000  # ids per statement: SQLite allows 32,766 variables, and short statements lock briefly

@@ -14,8 +14,8 @@ from django.utils import timezone
 from adapters import civitai_lookup
 from adapters.civitai import Cancelled, CivitaiError, CivitaiUnreachable
 from adapters.models import Adapter, CivitaiRun
+from adapters.signals import send_catalog_changed
 from lora_manager import realtime, runs, workers
-from recommendations.embedding_runs import request_embedding_safely
 
 CIVITAI_GROUP = CivitaiRun.progress_group
 MAX_RECORDED_ISSUES = 2000
@@ -79,7 +79,7 @@ def _finish(run: CivitaiRun, status: str, message: str, reporter: CivitaiReporte
     run.save()
     reporter.notify()
     if run.found:
-        request_embedding_safely("civitai")  # recommendations: trigger words, tags and descriptions changed
+        send_catalog_changed("civitai")  # trigger words, tags and descriptions changed
     return run
 
 

@@ -15,8 +15,8 @@ from django.db import transaction
 
 from adapters import civitai_runs, identity, scanning, thumbnails
 from adapters.models import AdapterFile, ScanRun
+from adapters.signals import send_catalog_changed
 from lora_manager import realtime, runs
-from recommendations.embedding_runs import request_embedding_safely
 
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 5.0
@@ -84,7 +84,7 @@ def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, s
 
     run = runs.execute(run, work, echo, phase="listing")
     if run.status == ScanRun.Status.SUCCEEDED:
-        request_embedding_safely("scan")  # recommendations: embed what the scan changed
+        send_catalog_changed("scan")  # recommendations embed what the scan changed
         _civitai_after_scan()
     return run
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from adapters.signals import send_catalog_changed
 from archive import backups, exporting, importing
 from archive.checking import ArchiveRefused
 from archive.models import ArchiveRun
@@ -107,6 +108,4 @@ def _work(run: ArchiveRun, reporter: realtime.RunReporter) -> None:
     run.status, run.message = Status.SUCCEEDED, "imported"
     if options.get("upload"):
         Path(run.path).unlink(missing_ok=True)  # the upload has served its purpose
-    from recommendations.embedding_runs import request_embedding_safely
-
-    request_embedding_safely("import")
+    send_catalog_changed("import")

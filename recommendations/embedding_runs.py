@@ -1,16 +1,16 @@
 """Embedding as a tracked run: the row users watch, debounced requests, progress as it goes.
 
-Scans and edits call ``request_embedding()``. While a run is queued, further requests join it, so a
-bulk edit of 5,000 adapters (or 5,000 single edits) is one job; a request that arrives while a run
-is already running queues exactly one follow-up run, which will see the newer edits.
+Scans, bulk edits, Civitai lookups and imports send ``adapters.signals.catalog_changed``; this app
+receives it (``RecommendationsConfig.ready``) and calls ``request_embedding_safely``. While a run is
+queued, further requests join it, so a bulk edit of 5,000 adapters (or 5,000 single edits) is one job;
+a request that arrives while a run is already running queues exactly one follow-up run, which will
+see the newer edits.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
 
 from django.db import transaction
 
@@ -21,7 +21,6 @@ from recommendations.models import EmbeddingRun
 log = logging.getLogger(__name__)
 
 QUEUE = EmbeddingRun.queue_name
-_T = TypeVar("_T")
 
 
 def latest_run() -> EmbeddingRun | None:
@@ -45,7 +44,7 @@ def request_embedding(reason: str = "", user=None, rebuild: bool = False) -> Emb
 
 
 def request_embedding_safely(reason: str) -> None:
-    """The hook scans and bulk edits call: never lets a recommendations problem fail the catalog work."""
+    """What a catalog change leads to (through the signal): a recommendations problem never fails it."""
     try:
         request_embedding(reason=reason)
     except Exception as exc:  # noqa: BLE001 - recommendations are optional; the edit already happened
@@ -66,17 +65,3 @@ def execute(run: EmbeddingRun, echo: Callable[[str, int, int], None] | None = No
         )
 
     return runs.execute(run, work, echo, phase="starting")
-
-
-def reembeds(func: Callable[..., _T]) -> Callable[..., _T]:
-    """Decorator for catalog edits that change what is embedded or filtered (tags, base model, active):
-    when the edit changed something (a truthy result), ask for an embedding run."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> _T:
-        result = func(*args, **kwargs)
-        if result:
-            request_embedding_safely(f"edit: {func.__name__}")
-        return result
-
-    return wrapper
