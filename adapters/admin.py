@@ -25,7 +25,6 @@ from adapters.models import (
     Tag,
 )
 from adapters.sanitize import StorableModelForm
-from archive.admin import export_selected, has_export_permission
 
 
 class TagsForm(forms.Form):
@@ -141,9 +140,7 @@ class AdapterAdmin(admin.ModelAdmin):
         "rehash",
         "lookup_on_civitai",
         "remove_from_catalog",
-        export_selected,
-    ]
-    has_export_permission = has_export_permission
+    ]  # archive.admin adds "Export selected"
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("tags")

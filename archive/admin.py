@@ -6,6 +6,8 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from adapters.admin import AdapterAdmin
+from adapters.models import Adapter
 from archive import runs
 from archive.models import ArchiveRun
 
@@ -31,3 +33,14 @@ class ArchiveRunAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+class ExportingAdapterAdmin(AdapterAdmin):
+    """The catalog's admin plus "Export selected": archive extends it, so adapters never import archive."""
+
+    actions = [*AdapterAdmin.actions, export_selected]
+    has_export_permission = has_export_permission
+
+
+admin.site.unregister(Adapter)
+admin.site.register(Adapter, ExportingAdapterAdmin)
