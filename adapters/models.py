@@ -132,6 +132,10 @@ class Adapter(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     # 0 = not rated. Ratings (1-5) arrive with the ratings issue; the gallery already sorts by this column.
     rating = models.PositiveSmallIntegerField(default=0)
+    # How many rated results using this adapter approve / disapprove of it (generation.learning keeps
+    # them with ``rating``); recommendations rank by them without reading generation's tables.
+    results_approved = models.PositiveIntegerField(default=0)
+    results_disapproved = models.PositiveIntegerField(default=0)
     has_issues = models.GeneratedField(
         expression=NonEmptyJSONArray("issues"), output_field=models.BooleanField(), db_persist=True
     )

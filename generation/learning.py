@@ -5,13 +5,14 @@ it did not apply (they made no difference). A rating's score is its stars (1 →
 else its thumb (up 1, down 0); it *approves* when thumbs up (or 4-5 stars without a thumb) and
 *disapproves* when thumbs down (or 1-2 stars). docs/results.md has the rules in words.
 
-``refresh`` writes two results back to the catalog: ``Adapter.rating`` (1-5 from the mean score)
-and the preferred weight, unless a person set that weight by hand (``sources`` says "user").
+``refresh`` writes the results back to the catalog: ``Adapter.rating`` (1-5 from the mean score), how
+many rated results approve and disapprove (``results_approved`` / ``results_disapproved``, which
+recommendations rank by) and the preferred weight, unless a person set that weight by hand
+(``sources`` says "user").
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -25,7 +26,6 @@ PRIOR = 0.5  # a bucket's score is pulled toward "neutral" by one imaginary rati
 RANGE_SLACK = 0.25  # a neighbouring weight joins the best range when its mean is within this of the best's
 GOOD = 0.6  # ... and at least this (3.4 stars) with more approvals than disapprovals
 MAX_PARTNERS = 5
-GAMMA = 0.1  # weight of the rating term in recommendation ranking (recommendations/ranking.py)
 
 
 @dataclass
@@ -182,10 +182,15 @@ def _partners(adapter_id: int, scores: dict[int, tuple[float, int]]) -> list[Par
 
 
 def refresh(adapter_ids: Iterable[int]) -> None:
-    """Write the rating (1-5) and, unless set by hand and when within the adapter's range, the preferred weight."""
+    """Write the rating (1-5), the approval counts and, unless set by hand and when within the adapter's
+    range, the preferred weight. Called whenever ratings of these adapters' results change."""
     for adapter in Adapter.objects.filter(pk__in=set(adapter_ids)):
         learned = learn(adapter)
-        fields = {"rating": round(learned.stars) if learned.rated else 0}
+        fields = {
+            "rating": round(learned.stars) if learned.rated else 0,
+            "results_approved": learned.approvals,
+            "results_disapproved": learned.disapprovals,
+        }
         weight = learned.suggested_weight
         if weight is not None and not adapter.is_user_edited("preferred_weight") and within_range(adapter, weight):
             fields["preferred_weight"] = weight
@@ -197,23 +202,6 @@ def within_range(adapter: Adapter, weight: float) -> bool:
     return (adapter.weight_min is None or weight >= adapter.weight_min) and (
         adapter.weight_max is None or weight <= adapter.weight_max
     )
-
-
-def ranking_terms(adapter_ids: Iterable[int]) -> dict[int, tuple[float, int, int]]:
-    """adapter id -> (R, approvals, disapprovals) for adapters with judged results.
-
-    R = (approvals - disapprovals) / (approvals + disapprovals + 2), in (-1, 1): a damped approval
-    balance, so one thumbs up moves a suggestion a little and many move it more."""
-    counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    seen: set[tuple[int, int]] = set()
-    for adapter_id, rating_id, _, thumb, stars in _uses(adapter_ids):
-        if (adapter_id, rating_id) in seen:
-            continue
-        seen.add((adapter_id, rating_id))
-        _, vote = verdict(thumb, stars)
-        if vote:
-            counts[adapter_id][0 if vote == 1 else 1] += 1
-    return {pk: ((up - down) / (up + down + 2), up, down) for pk, (up, down) in counts.items() if up + down}
 
 
 def best_rated(limit: int = 10) -> list[tuple[Adapter, int, float, int | None]]:

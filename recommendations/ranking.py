@@ -4,7 +4,8 @@
 
 cosine comes from the index (filters applied inside the search, so they never cost results), F is
 the feedback term (feedback.py), C the co-usage term (co_usage.py) and R the rated-results term
-(generation/learning.py: how people rated the images this LoRA helped make). Candidates are re-checked
+(``results_term``: how people rated the images this LoRA helped make, counted on the adapter by
+generation/learning.py). Candidates are re-checked
 against the catalog (the index's filter columns may be seconds old) and the pool is widened when
 that removes too many.
 """
@@ -23,7 +24,6 @@ import numpy as np
 from django.db.models import Prefetch
 
 from adapters.models import Adapter, AdapterFile, BaseModel, FileStatus, Tag
-from generation import learning
 from recommendations import co_usage, embeddings, feedback, index, recipe
 from recommendations.embedding_runs import request_embedding_safely
 from recommendations.embeddings import Unavailable
@@ -33,6 +33,7 @@ DEFAULT_K = 10
 MAX_K = 50
 POOL_FACTOR = 3
 POOL_MIN = 30
+GAMMA = 0.1  # weight of the rated-results term
 MAX_QUERY_CHARS = 1000
 _ADAPTER_FIELDS = (
     "pk",
@@ -44,6 +45,8 @@ _ADAPTER_FIELDS = (
     "trigger_words",
     "training_tags",
     "preferred_weight",
+    "results_approved",
+    "results_disapproved",
 )
 
 
@@ -97,6 +100,12 @@ def ready() -> tuple[index.Snapshot | None, str | None, str]:
         request_embedding_safely("model or recipe changed")
         return None, None, "The embedding model or recipe changed; the library is being embedded again."
     return snapshot, None, ""
+
+
+def results_term(up: int, down: int) -> float:
+    """R = (approvals - disapprovals) / (approvals + disapprovals + 2), in (-1, 1): a damped approval
+    balance, so one thumbs up moves a suggestion a little and many move it more."""
+    return (up - down) / (up + down + 2) if up or down else 0.0
 
 
 def lora_token(adapter: Adapter, paths: list[str]) -> str:
@@ -171,12 +180,11 @@ def _rank(
     ids = [adapter.pk for adapter, _ in hits]
     votes = feedback.terms(user, ids, feedback.context_key(kind, context))
     together = co_usage.counts(anchors, ids)
-    rated = learning.ranking_terms(ids)
     ranked = []
     for adapter, cosine in hits:
         term, own = votes.get(adapter.pk, (0.0, 0))
         uses = together.get(adapter.pk, 0)
-        results_term, up, down = rated.get(adapter.pk, (0.0, 0, 0))
+        up, down = adapter.results_approved, adapter.results_disapproved
         why = reasons(adapter)
         if uses:
             why.append(f"used together in {uses} generation{'s' if uses != 1 else ''}")
@@ -191,7 +199,7 @@ def _rank(
                 score=cosine
                 + feedback.ALPHA * term
                 + co_usage.BETA * co_usage.term(uses)
-                + learning.GAMMA * results_term,
+                + GAMMA * results_term(up, down),
                 cosine=cosine,
                 compatible=compatible(adapter.base_model, wanted),
                 reasons=why,

@@ -147,14 +147,17 @@ def test_results_rated_well_rank_higher_in_recommendations(catalog, editor):
     for _ in range(3):
         ratings.rate(editor, image_of(finished_job([(pixel, 0.8)], user=editor)), ratings.Verdict(1, None))
     ratings.rate(editor, image_of(finished_job([(blur, 0.8)], user=editor)), ratings.Verdict(-1, None))
-    terms = learning.ranking_terms([pixel.pk, blur.pk, catalog["ink_sd15"].pk])
-    assert terms[pixel.pk] == (pytest.approx(3 / 5), 3, 0) and terms[blur.pk] == (pytest.approx(-1 / 3), 0, 1)
-    assert catalog["ink_sd15"].pk not in terms
+    for adapter in (pixel, blur, catalog["ink_sd15"]):
+        adapter.refresh_from_db()
+    assert (pixel.results_approved, pixel.results_disapproved) == (3, 0)
+    assert (blur.results_approved, blur.results_disapproved) == (0, 1)
+    assert (catalog["ink_sd15"].results_approved, catalog["ink_sd15"].results_disapproved) == (0, 0)
+    assert ranking.results_term(3, 0) == pytest.approx(3 / 5) and ranking.results_term(0, 1) == pytest.approx(-1 / 3)
     ranked = ranking._rank(
         [(pixel, 0.5), (blur, 0.5)], {}, editor, "prompt", "x", [], lambda a: [], None
     )  # equal cosines: the rated-results term decides
     assert [s.name for s in ranked] == ["pixel_xl", "blur_xl"]
-    assert ranked[0].score == pytest.approx(0.5 + learning.GAMMA * 3 / 5)
+    assert ranked[0].score == pytest.approx(0.5 + ranking.GAMMA * 3 / 5)
     assert "results rated: 3 of 3 approved" in ranked[0].reasons
 
 
