@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from generation import history, pages, storage, submitting
+from generation import history, pages, rerunning, storage, submitting
 from generation.models import GenerationImage, GenerationJob, JobStatus
 
 VIEW = "generation.view_generationjob"
@@ -84,7 +84,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def rerun(request: HttpRequest, pk: int) -> HttpResponse:
     found = get_object_or_404(GenerationJob.objects.visible_to(request.user), pk=pk)
     try:
-        new = submitting.rerun(found, request.user)
+        new = rerunning.rerun(found, request.user)
     except submitting.SubmitError as exc:
         messages.error(request, f"Could not re-run job #{found.pk}: {exc}")
         return redirect("generation:job", pk=found.pk)

@@ -1,4 +1,4 @@
-"""Submitting, re-running and cancelling generations: the functions the views, the command line and
+"""Submitting and cancelling generations (re-running: rerunning.py): the functions the views, the command line and
 the benchmark all call. The row is written first (QUEUED), the RQ job is enqueued when the
 transaction commits, with an id of our own (`generation-<pk>`) so a queued job can be taken back out.
 """
@@ -15,7 +15,7 @@ from rq.callbacks import Callback
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
-from generation import backends, composer, progress
+from generation import backends, composer, progress, signals
 from generation.models import GenerationJob, JobLora, JobStatus
 from lora_manager import activity, jobs
 
@@ -99,19 +99,6 @@ def submit(
     return job
 
 
-def rerun(job: GenerationJob, user=None) -> GenerationJob:
-    """The same composition again (a fixed seed gives the same image; -1 draws a new one), to the same place."""
-    composition = composer.Composition.from_dict(job.composition)
-    if job.target_id is not None:
-        from generation import deliveries
-
-        try:
-            return deliveries.submit(composition, job.target, user, private=job.private)
-        except deliveries.DeliveryError as exc:
-            raise SubmitError(str(exc)) from exc
-    return submit(composition, user, private=job.private)
-
-
 def cancel(job_id: int) -> str:
     """Take a queued job out of its queue, or ask the running one to stop; returns what happened."""
     now = timezone.now()
@@ -123,10 +110,7 @@ def cancel(job_id: int) -> str:
         _remove_from_queue(job)
         transaction.on_commit(activity.broadcast)
         progress.announce(job_id)
-        if job.sweep_id:
-            from generation import sweeps
-
-            transaction.on_commit(lambda: sweeps.finish_if_done(job.sweep_id))
+        transaction.on_commit(lambda: signals.send_job_finished(job_id))
         return "Cancelled before it started."
     if job.target_id is not None and job.status == JobStatus.RUNNING:
         return "A running delivery cannot be stopped: it ends by itself, at the latest at its timeout."

@@ -2,9 +2,9 @@
 
 A weight sweep runs one LoRA at several weights (default 0, 0.25, 0.5, 0.75, 1); a comparison runs
 two or three LoRAs at one weight. Every cell is a normal ``GenerationJob`` (same queue, progress,
-history, ratings); the ``Sweep`` row ties them together. When the last cell ends (however it ends),
-``finish_if_done`` draws a labelled grid image with Pillow. Rating the cells teaches the adapter's
-best weight (learning.py).
+history, ratings); the ``Sweep`` row ties them together. When the last cell ends (however it ends:
+``signals.job_finished``), ``finish_if_done`` draws a labelled grid image with Pillow. Rating the
+cells teaches the adapter's best weight (learning.py).
 """
 
 from __future__ import annotations
@@ -164,8 +164,8 @@ def progress(sweep: Sweep, jobs: list[GenerationJob | None]) -> dict:
     }
 
 
-def job_finished(job_id: int) -> None:
-    """Called when any job ends: if it was the last cell of a sweep, draw the sweep's grid."""
+def job_finished(sender, job_id: int, **kwargs) -> None:
+    """Receives ``generation.signals.job_finished``: if the job was the last cell of a sweep, draw the grid."""
     sweep_id = GenerationJob.objects.filter(pk=job_id).values_list("sweep_id", flat=True).first()
     if sweep_id:
         finish_if_done(sweep_id)

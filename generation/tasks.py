@@ -7,9 +7,10 @@ import logging
 from redis.exceptions import LockError
 from rq.exceptions import AbandonedJobError
 
-from generation import backends, deliveries, pipeline, progress, retention, sweeps
+from generation import backends, deliveries, pipeline, progress, retention
 from generation.models import GenerationJob, JobStatus
 from generation.reconciling import fail_other_running, mark_failed
+from generation.signals import send_job_finished
 from lora_manager.jobs import tracked
 from lora_manager.workers import WorkHorseKilled
 
@@ -18,17 +19,20 @@ logger = logging.getLogger(__name__)
 
 @tracked
 def generate(job_id: int) -> str:
-    """Run one generation, then let its sweep (if any) draw the grid when it was the last cell."""
+    """Run one generation, then say it ended (``job_finished``: its sweep, if any, may draw the grid)."""
     try:
         return _generate(job_id)
     finally:
-        sweeps.job_finished(job_id)
+        send_job_finished(job_id)
 
 
 @tracked
 def deliver(job_id: int) -> str:
-    """Send one composed prompt to its webhook or command (generation/deliveries.py)."""
-    return deliveries.run(job_id).status
+    """Send one composed prompt to its webhook or command (generation/deliveries.py), then say it ended."""
+    try:
+        return deliveries.run(job_id).status
+    finally:
+        send_job_finished(job_id)
 
 
 def _generate(job_id: int) -> str:
@@ -69,7 +73,7 @@ def on_job_failure(job, connection, exc_type, exc_value, traceback) -> None:
         message = f"The worker could not run this job: {exc_value}"
     if mark_failed(job_id, message):
         progress.JobReporter(job_id).status()
-    sweeps.job_finished(job_id)
+    send_job_finished(job_id)
 
 
 @tracked
