@@ -229,6 +229,13 @@ def sdnext_backends(url: str, user: str, password: str, environ: Mapping[str, st
     return backends
 
 
+def generation_queues(env: Mapping[str, str]) -> list[str]:
+    """One RQ queue per SD.Next backend (settings.RQ_QUEUES), read from the same variables settings read;
+    the launcher and ops.supervise start a worker for each."""
+    backends = sdnext_backends(env.get("LORA_MANAGER_SDNEXT_URL", ""), "", "", env)
+    return [f"generation-{name}" for name in backends]
+
+
 def database_config(url: str, data_dir: Path) -> dict:
     """Django DATABASES['default'] for a sqlite:// or postgres:// URL.
 

@@ -128,14 +128,6 @@ def manage(*args: str, env: dict) -> None:
     subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, check=True)
 
 
-def generation_queues(env: dict) -> list[str]:
-    """One RQ queue per SD.Next backend (settings.RQ_QUEUES), read from the same variables settings read."""
-    from lora_manager.env import sdnext_backends
-
-    backends = sdnext_backends(env.get("LORA_MANAGER_SDNEXT_URL", ""), "", "", env)
-    return [f"generation-{name}" for name in backends]
-
-
 def serve(port: int, env: dict, setup: list[list[str]] | None = None) -> int:
     """Prepare the database, then run daphne and the workers under the supervisor (ops/supervise.py):
     a process that dies is restarted, Ctrl-C stops them all."""

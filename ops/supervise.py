@@ -31,7 +31,7 @@ START_RETRIES = 1000  # backoff grows by a second per retry: about two weeks of 
 def programs(port: int, env: dict, host: str = "127.0.0.1") -> dict[str, list[str]]:
     """Name → command: daphne, a worker for the default and embeddings queues, one per SD.Next backend
     (so a long scan never holds up a generation, and backends run side by side)."""
-    from lora_manager.launcher import generation_queues
+    from lora_manager.env import generation_queues
 
     manage = [sys.executable, str(BASE_DIR / "manage.py")]
     commands = {

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from generation import backends
 from generation.models import GenerationJob
-from lora_manager.launcher import generation_queues
+from lora_manager.env import generation_queues
 from tests.generation.conftest import composition, queue_job
 
 pytestmark = pytest.mark.django_db
