@@ -53,10 +53,12 @@ WIRING: dict[str, tuple[str, str]] = {
     "lora_manager.dashboard_views": ("overview", "the home and status pages"),
     "lora_manager.system_status": ("overview", "the status page asks every app whether it is ready"),
     "lora_manager.activity_feed": ("overview", "the activity indicator lists every app's runs and jobs"),
+    "lora_manager.views": ("overview", "health and readiness pages: system_status's checks of every app"),
     "lora_manager.settings": ("entry", "INSTALLED_APPS and configuration of every app"),
     "lora_manager.urls": ("entry", "mounts every app's URLs and the API"),
     "lora_manager.asgi": ("entry", "the ASGI application wraps the apps' upload limit and websockets"),
     "lora_manager.routing": ("entry", "collects every app's websocket routes"),
+    "lora_manager.realtime.routing": ("entry", "the websocket routes, in their realtime package home"),
     "lora_manager.launcher": ("entry", "the command line (run, test, demo, bench) starts ops.supervise"),
 }
 
