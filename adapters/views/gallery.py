@@ -12,9 +12,10 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from adapters import bulk_edit, civitai_lookup, civitai_runs, civitai_views, gallery, scan_runs, thumbnails
+from adapters import bulk_edit, civitai_lookup, civitai_runs, gallery, scan_runs, thumbnails
 from adapters.forms import BulkForm
 from adapters.models import Adapter, BaseModel, BulkAction, CivitaiRun, ScanRun
+from adapters.views.civitai import NSFW_CHOICES
 
 VIEW_COOKIE = "gallery_view"
 VIEWS = ("grid", "list")
@@ -67,7 +68,7 @@ def library(request: HttpRequest) -> HttpResponse:
         context.update(
             civitai_run=CivitaiRun.objects.first(), nsfw_blur_above=civitai_lookup.blur_threshold(request.user)
         )
-        context["nsfw_choices"] = civitai_views.NSFW_CHOICES
+        context["nsfw_choices"] = NSFW_CHOICES
         response = render(request, "adapters/library.html", context)
     if chosen:
         response.set_cookie(
