@@ -38,7 +38,6 @@ class Done:
     """What ``perform`` did: rows changed (adapters, tag links or files), the sentence to show, and whether
     ``undo`` can take it back now."""
 
-    action: str
     changed: int
     message: str
     undoable: bool
@@ -228,7 +227,7 @@ def perform(name: str, ids: list[int], params: Params, by) -> Done:
     }
     latest = bulk_edit.latest_undoable(by) if action.undo else None
     undoable = latest is not None and latest.action == action.records
-    return Done(name, changed, action.message.format(**words), undoable)
+    return Done(changed, action.message.format(**words), undoable)
 
 
 def undo(record: BulkAction) -> str:

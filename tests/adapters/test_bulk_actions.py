@@ -51,7 +51,9 @@ def rolled_back():
 @pytest.fixture
 def catalog(settings, redis_conn):
     settings.CIVITAI_URL = "http://127.0.0.1:9/"  # switched on; the queued run never executes (rolled back)
-    return sample_catalog()
+    adapters = sample_catalog()
+    AdapterFile.objects.update(sha256="f" * 64)  # hashed, so a re-hash visibly forgets it
+    return adapters
 
 
 def state() -> dict:
