@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -42,9 +43,13 @@ SDNEXT_TIMEOUT = env.env_int("SDNEXT_TIMEOUT", 900, minimum=10, maximum=24 * 360
 ADMIN_USER = env.env_str("ADMIN_USER", "admin")
 ADMIN_PASSWORD = env.env_str("ADMIN_PASSWORD", "")
 
+# Every manage.py command imports every installed app, so apps here must be cheap to import (issue 17,
+# tests/lora_manager/test_command_startup.py). Not here, therefore: daphne (its app module imports twisted
+# and only adds `runserver`; `make run` starts daphne itself) and ninja (its package imports pydantic and
+# the whole API framework; its templates and static files are added below instead). The admin discovers
+# its admin.py modules when the URLconf loads (lora_manager/lazy_admin.py).
 INSTALLED_APPS = [
-    "daphne",
-    "django.contrib.admin",
+    "lora_manager.lazy_admin.LazyAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -62,7 +67,6 @@ INSTALLED_APPS = [
     "recommendations",
     "archive",
     "api",
-    "ninja",  # serves the API docs' Swagger UI from our static files (the CSP allows no CDN)
     "axes",  # login throttling (docs/security.md)
 ]
 
@@ -85,6 +89,10 @@ MIDDLEWARE = [
     "lora_manager.outages.RedisOutageMiddleware",  # last: the first to see a view's Redis error
 ]
 
+# django-ninja's templates and static files serve the API docs' Swagger UI from our own origin (the CSP
+# allows no CDN); found without importing the package (api/main.py renders the page).
+NINJA_DIR = Path(importlib.util.find_spec("ninja").origin).parent
+
 ROOT_URLCONF = "lora_manager.urls"
 ASGI_APPLICATION = "lora_manager.asgi.application"
 WSGI_APPLICATION = None
@@ -92,7 +100,7 @@ WSGI_APPLICATION = None
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [BASE_DIR / "templates", NINJA_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -192,7 +200,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [BASE_DIR / "static", NINJA_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
