@@ -2,8 +2,6 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from adapters.info import adapter_info, find_adapter
-
 
 class Command(BaseCommand):
     help = "Print what the catalog knows about one LoRA, found by file path or sha256 (full or prefix)."
@@ -13,6 +11,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **options):
+        # Imported here, not at the top: `--help` and `manage.py help` stay light (issue 17).
+        from adapters.info import adapter_info, find_adapter
+
         adapter = find_adapter(options["path_or_sha256"])
         if adapter is None:
             raise CommandError(

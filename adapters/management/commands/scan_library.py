@@ -3,7 +3,6 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from adapters import scan_runs
 from adapters.models import ScanRun
 
 
@@ -16,6 +15,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one summary object on stdout")
 
     def handle(self, *args, **options):
+        # Imported here, not at the top: `--help` and `manage.py help` stay light (issue 17).
+        from adapters import scan_runs
+
         run = ScanRun.objects.create(roots=options["paths"], hash_files=not options["no_hash"])
         stderr = sys.stderr
 
