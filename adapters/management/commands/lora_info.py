@@ -5,6 +5,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 class Command(BaseCommand):
     help = "Print what the catalog knows about one LoRA, found by file path or sha256 (full or prefix)."
+    # A quick look-up: skip the system checks, which import the whole web app (URLconf, views, ModelAdmins,
+    # template tags) and cost more than the look-up (issue 17). `manage.py check` runs them all.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("path_or_sha256")

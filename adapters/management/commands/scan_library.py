@@ -8,6 +8,10 @@ from adapters.models import ScanRun
 
 class Command(BaseCommand):
     help = "Scan LoRA folders (default: the configured library roots) into the catalog, then hash new files."
+    # Run from cron and scripts: skip the system checks, which import the whole web app (URLconf, views,
+    # ModelAdmins, template tags) and cost more than scanning an unchanged library (issue 17). The web
+    # process runs none either; `manage.py check` runs them all.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="*", help="folders to scan (each becomes a library root)")
