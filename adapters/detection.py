@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from adapters.safetensors_header import SafetensorsHeader, TensorInfo
+from adapters.safetensors_header import SafetensorsHeader, TensorInfo, loads_json
 
 BASE_FAMILIES = ("SD1", "SD2", "SDXL", "SD3", "Flux", "Other", "Unknown")
 NETWORK_TYPES = ("LoRA", "LoCon", "LoHa", "LoKr", "DoRA", "OFT", "Other")
@@ -345,8 +345,8 @@ def detect(header: SafetensorsHeader, filename: str = "") -> Detection:
 
 def _json(metadata: dict[str, str], key: str) -> object:
     try:
-        return json.loads(metadata.get(key) or "null")
-    except ValueError:
+        return loads_json(metadata.get(key) or "null")
+    except (ValueError, RecursionError):
         return None
 
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.safetensors_header import loads_json
+
 PRECEDENCE: tuple[str, ...] = (
     "unknown_json",
     "description_txt",
@@ -103,8 +105,31 @@ def find_name(name: str, dir_names: Collection[str]) -> str | None:
     return _lower_index(dir_names).get(name.lower())
 
 
+_companion_cache: tuple[Collection[str], int, frozenset[str]] | None = None
+
+
+def has_companions(stem: str, dir_names: Collection[str]) -> bool:
+    """Whether any entry but ``<stem>.safetensors`` is named ``<stem>.<anything>`` (any case): most models have
+    no sidecar or preview, and this one set lookup spares them ~40 name probes (built once per listing)."""
+    global _companion_cache
+    cached = _companion_cache
+    if cached is None or cached[0] is not dir_names or cached[1] != len(dir_names):
+        stems: set[str] = set()
+        for name in dir_names:
+            low = name.lower()
+            dot = low.find(".")
+            while dot > 0:
+                if low[dot:] != ".safetensors":
+                    stems.add(low[:dot])
+                dot = low.find(".", dot + 1)
+        cached = _companion_cache = (dir_names, len(dir_names), frozenset(stems))
+    return stem.lower() in cached[2]
+
+
 def sidecar_names(stem: str, dir_names: Collection[str]) -> list[str]:
     """Sidecar files present for ``stem``, lowest precedence first, without touching the disk."""
+    if not has_companions(stem, dir_names):
+        return []
     found = (find_name(stem + suffix, dir_names) for suffix, _ in _SUFFIXES)
     return [name for name in found if name]
 
@@ -476,7 +501,7 @@ def _normalize_hashes(known_hashes: Iterable[str]) -> tuple[str, ...]:
 
 def _load_object(text: str, r: _Reader) -> dict | None:
     try:
-        data = json.loads(text)
+        data = loads_json(text)
     except json.JSONDecodeError as exc:
         r.issue(f"not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})")
         return None
