@@ -37,11 +37,17 @@ def test_files_with_old_mtimes_are_hashed_in_the_first_scan_without_waiting(libr
     assert AdapterFile.objects.filter(sha256="").count() == 0
 
 
+def just_scanned(path, seconds_ago: float) -> None:
+    """Date ``path`` back by ``seconds_ago`` as the scan saw it (however long the scan itself took)."""
+    age(path, seconds=seconds_ago)
+    AdapterFile.objects.filter(path=str(path)).update(mtime_ns=path.stat().st_mtime_ns)
+
+
 def test_a_new_file_is_hashed_as_soon_as_it_has_settled(library, sleeps):
     old = lora(library, "old.safetensors")
     new = lora(library, "new.safetensors", seed=1)
-    age(new, seconds=SETTLE_SECONDS - 0.3)  # settles 0.3 s from now
     scanning.scan()
+    just_scanned(new, SETTLE_SECONDS - 0.3)  # settles 0.3 s from now
     counts = identity.hash_pending(settle_wait=SETTLE_SECONDS + 0.5)
     assert (counts["hashed"], counts["postponed"]) == (2, 0)
     assert len(sleeps) == 1 and sleeps[0] < 1.0  # only as long as the file needed, not a fixed settle delay
@@ -51,8 +57,8 @@ def test_a_new_file_is_hashed_as_soon_as_it_has_settled(library, sleeps):
 
 def test_a_file_still_being_written_is_not_hashed(library, monkeypatch):
     growing = lora(library, "growing.safetensors")
-    age(growing, seconds=SETTLE_SECONDS - 0.2)
     scanning.scan()
+    just_scanned(growing, 0)
 
     def still_writing(seconds: float) -> None:  # the download goes on while the hasher waits
         with open(growing, "ab") as fh:
