@@ -8,7 +8,8 @@ library):
 - ``bulk_create_triggers``: Django's ``bulk_create`` (primary keys come back on SQLite >= 3.35 and
   PostgreSQL), triggers still firing per row;
 - ``bulk_create_explicit``: ``bulk_create`` with the insert triggers out of the way and the derived
-  tables (search documents, duplicates, catalog version) updated by three set-based statements.
+  tables (search documents, duplicates, catalog version) updated by three set-based statements;
+- ``raw_sql_explicit``: the raw INSERT with those set-based statements instead of the triggers.
 
 Every variant runs in a transaction that is rolled back, so the catalog is left as it was.
 Run: ``python -m lora_manager.launcher bench scan_writes`` (10k and 100k), or on PostgreSQL with
@@ -32,6 +33,7 @@ from lora_manager.bulk_sql import insert_returning_ids
 
 BATCH = 500
 TABLES = ("adapters_adapter", "adapters_adapterfile")
+VARIANTS = ("raw_sql_triggers", "bulk_create_triggers", "bulk_create_explicit", "raw_sql_explicit")
 
 
 def _objects(count: int, template: dict, root: LibraryRoot) -> tuple[list[Adapter], list[AdapterFile]]:
@@ -106,15 +108,12 @@ def _measure(variant: str, count: int, template: dict) -> float:
         after_id = Adapter.objects.order_by("-id").values_list("id", flat=True).first() or 0
         adapters, files = _objects(count, template, root)
         with connection.cursor() as cursor:
-            if variant == "bulk_create_explicit":
+            if variant.endswith("_explicit"):
                 _drop_insert_triggers(cursor)
         started = time.perf_counter()
-        if variant == "raw_sql_triggers":
-            _raw(adapters, files)
-        else:
-            _orm(adapters, files)
-            if variant == "bulk_create_explicit":
-                _explicit(after_id)
+        (_raw if variant.startswith("raw_sql") else _orm)(adapters, files)
+        if variant.endswith("_explicit"):
+            _explicit(after_id)
         elapsed = time.perf_counter() - started
         transaction.set_rollback(True)
     return elapsed
@@ -129,7 +128,7 @@ def run() -> list[dict]:
     for count in counts:
         rounds = int(os.environ.get("LORA_MANAGER_BENCH_WRITE_ROUNDS", "1"))
         figures = {}
-        for variant in ("raw_sql_triggers", "bulk_create_triggers", "bulk_create_explicit"):
+        for variant in VARIANTS:
             figures[variant] = statistics.median(_measure(variant, count, template) for _ in range(rounds))
         results.append(
             {
