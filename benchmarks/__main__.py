@@ -23,6 +23,7 @@ REGISTRY: dict[str, str] = {
     "dashboard": "benchmarks.dashboard",
     "archive": "benchmarks.archive",
     "civitai": "benchmarks.civitai",
+    "startup": "benchmarks.startup",
 }
 
 OPT_IN = {"scan_writes"}  # run only when named: minutes of one-off measurement
