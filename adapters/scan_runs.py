@@ -12,7 +12,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import transaction
 
-from adapters import civitai_runs, identity, scanning, thumbnails
+from adapters import civitai_runs, identity, scanning
 from adapters.models import AdapterFile, ScanRun
 from lora_manager import realtime, runs
 from recommendations.embedding_runs import request_embedding_safely
@@ -69,8 +69,8 @@ def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, s
             summary.hashed, summary.postponed = counts["hashed"], counts["postponed"]
             summary.relinked += counts["relinked"]
             summary.errors += counts["errors"]
-            reporter("thumbnails", 0, 0)
-            thumbnails.make_missing_thumbnails()
+        # No thumbnails here: decoding ~10 ms a preview would double a large scan. The preview view makes
+        # them on first view, and the scan job queues thumbnails_job to fill in the rest (tasks.py).
         for key, value in summary.counts().items():
             setattr(run, key, value)
         run.issues, run.phase = summary.issues, "done"

@@ -1,6 +1,7 @@
 """Cataloguing a library: metadata-only scan, scan plus both hashes, and an unchanged rescan, each
 in-process (``scanning.scan`` / ``identity.hash_pending``) and as a whole ``python manage.py scan_library``
-command in a subprocess (Python and Django start-up, the tracked run and, with hashes, thumbnails included).
+command in a subprocess (Python and Django start-up and the tracked run included; thumbnails are made
+on first view or by a background job, never by a scan).
 
 The library is read once first so the figures measure the scanner and the database, not the disk.
 Each full measurement starts from an empty catalog, as a first scan of a new install would. Figures are

@@ -9,11 +9,13 @@ import sys
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from adapters import scan_runs
+from adapters import scan_runs, thumbnails
 from adapters.models import Adapter, ScanRun
 from lora_manager import periodic, runs
 from lora_manager.asgi import application
 from tests.adapters.conftest import lora
+from tests.conftest import InProcessWorker
+from tests.factories.sidecars import write_preview
 from tests.lora_manager.test_realtime import receive_until, session_headers
 
 
@@ -32,6 +34,28 @@ def test_scan_button_queues_one_job_that_a_worker_runs(
     assert run.status == ScanRun.Status.SUCCEEDED and run.added == 1 and run.hashed == 1
     page = editor_client.get(f"/library/scans/{run.pk}/")
     assert b"1 added" in page.content
+
+
+@pytest.mark.django_db
+def test_a_scan_job_is_done_before_thumbnails_which_a_follow_up_job_makes(
+    editor, library, run_worker, django_capture_on_commit_callbacks
+):
+    import django_rq
+
+    write_preview(lora(library, "pic.safetensors"), "preview.png", size=(64, 96))
+    with django_capture_on_commit_callbacks(execute=True):
+        scan_runs.start_scan(user=editor)
+    queue = django_rq.get_queue("default")
+    scan = queue.jobs[0]
+    queue.remove(scan)
+    with django_capture_on_commit_callbacks(execute=True):  # the worker runs outside any transaction
+        InProcessWorker([queue], connection=queue.connection).execute_job(scan, queue)  # the scan alone
+    assert ScanRun.objects.get().status == ScanRun.Status.SUCCEEDED
+    assert Adapter.objects.get().preview_key == ""  # the scan is reported done without decoding previews
+    assert [job.func_name for job in queue.jobs] == ["adapters.tasks.thumbnails_job"]
+    run_worker("default")
+    adapter = Adapter.objects.get()
+    assert adapter.preview_key and thumbnails.thumbnail_path(adapter.preview_key, "card").is_file()
 
 
 @pytest.mark.django_db(transaction=True)
