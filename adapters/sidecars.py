@@ -140,16 +140,35 @@ def find_companions(stem: str, dir_names: Collection[str], suffixes: Iterable[st
     group = _companion_index(dir_names).get(low_stem)
     if not group:
         return []
+    ranks = _suffix_ranks(suffixes)  # walk the stem's few entries, not every suffix (33 for previews)
+    cut = len(low_stem)
     by_suffix: dict[str, list[str]] = {}
     for name in group:
-        by_suffix.setdefault(name.lower()[len(low_stem) :], []).append(name)
+        suffix = name.lower()[cut:]
+        if suffix in ranks:
+            by_suffix.setdefault(suffix, []).append(name)
     found = []
-    for suffix in suffixes:
-        names = by_suffix.get(suffix)
-        if names:
-            exact = stem + suffix
-            found.append(exact if exact in names else min(names))
+    for suffix in sorted(by_suffix, key=ranks.__getitem__):
+        names = by_suffix[suffix]
+        exact = stem + suffix
+        found.append(exact if exact in names else min(names))
     return found
+
+
+_ranks_cache: dict[tuple[str, ...], dict[str, int]] = {}
+
+
+def _suffix_ranks(suffixes: Iterable[str]) -> dict[str, int]:
+    """Suffix -> its first position in ``suffixes``; cached for the module-level tuples callers pass."""
+    key = suffixes if isinstance(suffixes, tuple) else tuple(suffixes)
+    ranks = _ranks_cache.get(key)
+    if ranks is None:
+        ranks = {}
+        for position, suffix in enumerate(key):
+            ranks.setdefault(suffix, position)
+        if len(_ranks_cache) < 64:
+            _ranks_cache[key] = ranks
+    return ranks
 
 
 def sidecar_names(stem: str, dir_names: Collection[str]) -> list[str]:

@@ -38,6 +38,9 @@ def test_companion_lookup_prefers_the_exact_name_then_the_first_case_insensitive
     assert sidecars.sidecar_names("m", names) == ["M.json"]  # first of the case-insensitive matches, as find_name
     assert sidecars.find_companions("m", names | {"m.json"}, (".json",)) == ["m.json"]
     assert sidecars.find_companions("m", names, (".preview.png",)) == ["m.Preview.PNG"]
+    listing = {"m.png", "m.thumb.jpg", "m.preview.webp", "m.txt", "mm.png"}
+    found = sidecars.find_companions("m", listing, [".thumb.jpg", ".gif", ".png", ".preview.webp"])
+    assert found == ["m.thumb.jpg", "m.png", "m.preview.webp"]  # in the order of the suffixes asked for
 
 
 @pytest.mark.django_db
