@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from adapters import gallery
 from adapters.models import Adapter, AdapterFile, AdapterStatus, LibraryRoot, Tag
-from benchmarks.serving import in_fresh_process
+from benchmarks.fresh_process import in_fresh_process
 from lora_manager.roles import VIEWER, set_role
 from tests.factories.lora_files import kohya_metadata
 
