@@ -147,6 +147,20 @@ def wait_for_embeddings(database: Path, timeout: float = 900) -> float:
     return round(time.perf_counter() - started, 1)
 
 
+def skip_embeddings(database: Path, redis_url: str) -> None:
+    """Cancel the embedding run the scan queued, before any worker runs it (LORA_MANAGER_BENCH_SERVING_EMBEDDINGS=
+    skip): on a busy machine it keeps both cores for many minutes. Detail pages then list no similar adapters."""
+    import redis
+    from rq import Queue
+
+    Queue("embeddings", connection=redis.Redis.from_url(redis_url)).empty()
+    with sqlite3.connect(database, timeout=10) as db:
+        db.execute(
+            "UPDATE recommendations_embeddingrun SET status = 'failed', message = 'skipped by the serving benchmark',"
+            " finished_at = CURRENT_TIMESTAMP WHERE status IN ('queued', 'running')"
+        )
+
+
 def login(base: str) -> requests.Session:
     session = requests.Session()
     session.get(base + "/accounts/login/", timeout=30)
@@ -455,13 +469,17 @@ def run(
         standin = [sys.executable, "-m", "tests.standins.sdnext", "--port", str(sdnext_port), "--step-delay", "0.1"]
         processes.start("sdnext-standin", standin, env, log)
         summary = {"library_files": sum(1 for _ in library.rglob("*.safetensors")), **catalogue(library, env)}
+        database = data_dir / "lora_manager.sqlite3"
+        embeddings = os.environ.get("LORA_MANAGER_BENCH_SERVING_EMBEDDINGS", "wait")
+        if embeddings == "skip":
+            skip_embeddings(database, redis.url)
+        summary["embeddings"] = embeddings
         stack = processes.start(
             "stack", [sys.executable, "-m", "lora_manager.launcher", "run", "--port", str(port)], env, log
         )
         ready = lambda: stack.poll() is None and requests.get(base + "/readyz", timeout=5).status_code == 200  # noqa: E731
         wait_for(ready, 300, f"the stack to be ready (log: {log})", interval=0.5)
         session = login(base)
-        database = data_dir / "lora_manager.sqlite3"
         summary["embedding_wait_s"] = wait_for_embeddings(database)
         mix = request_mix(database)
         load_level(base, session.cookies.get_dict(), mix, 8, 3)  # warm-up: every process, template and cache
