@@ -9,7 +9,7 @@ command, logs in, and measures:
   and 32 concurrent clients (threads, one ``requests.Session`` and keep-alive connection each) for
   ``seconds`` each: requests/s, p50/p95 latency and errors (non-200 or failed requests) per level;
 - websocket fan-out: ``sockets`` logged-in websockets on one generation job's progress
-  (``/ws/generation/jobs/<pk>/``) while that job runs against the SD.Next STAND-IN
+  (``/ws/generation/jobs/<pk>/``, all open before it is submitted) while it runs against the SD.Next STAND-IN
   (tests/standins/sdnext.py: no model, 0.1 s per step). A progress update counts as published when a
   channel-layer subscriber of the benchmark's own, in the same group, receives it (a millisecond or so
   after the worker's group_send); its fan-out latency is the time until each socket has the fragment.
@@ -48,9 +48,9 @@ LEVELS = (1, 8, 32)
 TARGET_RATIO = 1.7
 TARGET_P95_MS = 400
 TARGET_FANOUT_P95_MS = 200
-# Browsers open their sockets over time, not in one instant: 200 handshakes at once queue on each daphne's
-# one sync thread (session, user, permission, panel) past daphne's 5 s handshake timeout.
-HANDSHAKES_AT_ONCE = 16
+# Browsers open their sockets over time, not in one instant: many handshakes at once queue on each daphne's
+# one sync thread (session, user, permissions, the job panel) past daphne's 5 s handshake timeout.
+HANDSHAKES_AT_ONCE = 4
 
 
 def free_port() -> int:
@@ -333,7 +333,7 @@ class Watchers:
         self.received: list[dict[int, float]] = []
         self.connected = float("inf")  # when the last socket was open
         self.open_s = 0.0
-        self.refused = 0
+        self.refused = self.frames = self.closed = self.failed = 0
         self.done = asyncio.Event()
 
     async def one(self, handshakes: asyncio.Semaphore) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
@@ -344,13 +344,13 @@ class Watchers:
                 return None
 
     async def read(self, index: int, reader: asyncio.StreamReader) -> None:
-        while not self.done.is_set():
-            try:
-                opcode, payload = await asyncio.wait_for(read_frame(reader), 1)
-            except TimeoutError:
-                continue
+        """Until cancelled (no timeout around a read: a cancelled read could lose half a frame)."""
+        while True:
+            opcode, payload = await read_frame(reader)
             at = time.perf_counter()
+            self.frames += 1
             if opcode == 8:
+                self.closed += 1
                 return
             if b'data-status="running"' in payload and (match := STEP.search(payload)):
                 self.received[index].setdefault(int(match.group(1)), at)
@@ -366,7 +366,10 @@ class Watchers:
         self.connected = time.perf_counter()
         self.open_s = self.connected - began
         await self.done.wait()
-        await asyncio.gather(*readers, return_exceptions=True)
+        for reader_task in readers:
+            reader_task.cancel()
+        outcomes = await asyncio.gather(*readers, return_exceptions=True)
+        self.failed = sum(1 for o in outcomes if isinstance(o, Exception) and not isinstance(o, asyncio.CancelledError))
         for _, writer in opened:
             writer.close()
 
@@ -375,7 +378,8 @@ class Watchers:
 
 
 def fanout(base: str, port: int, session: requests.Session, redis_url: str, database: Path, sockets: int) -> dict:
-    """A first job keeps the one generation worker busy while the sockets connect to the second, measured one."""
+    """Every socket is open on the job's page before the job is submitted: a first, one-step job warms the
+    worker and tells the next job's id (ids only grow, and nothing else submits jobs here)."""
     from generation.progress import JOB_GROUP
 
     def submit(steps: int, prompt: str) -> int:
@@ -387,25 +391,30 @@ def fanout(base: str, port: int, session: requests.Session, redis_url: str, data
 
     def status(pk: int) -> str:
         with sqlite3.connect(database, timeout=10) as db:
-            return db.execute("SELECT status FROM generation_generationjob WHERE id = ?", (pk,)).fetchone()[0]
+            row = db.execute("SELECT status FROM generation_generationjob WHERE id = ?", (pk,)).fetchone()
+        return row[0] if row else ""
 
-    submit(150, "serving benchmark: keeps the worker busy while the sockets open")
-    measured = submit(100, "serving benchmark: watched by every socket")
+    first = submit(1, "serving benchmark: warms the worker")
+    wait_for(lambda: status(first) not in ("queued", "running"), 120, "the first job to finish")
+    measured = first + 1
     tap = Tap(redis_url, JOB_GROUP.format(pk=measured))
     tap.start()
     tap.ready.wait(30)
     cookie = f"sessionid={session.cookies['sessionid']}"
-
     watchers = Watchers(port, f"/ws/generation/jobs/{measured}/", cookie, sockets)
 
     async def main() -> None:
         task = asyncio.create_task(watchers.run())
+        while watchers.connected == float("inf") and not task.done():
+            await asyncio.sleep(0.2)
+        if (pk := await asyncio.to_thread(submit, 100, "serving benchmark: watched by every socket")) != measured:
+            raise RuntimeError(f"the watched job got id {pk}, not {measured}: something else submitted a job")
         while status(measured) in ("queued", "running"):
             await asyncio.sleep(0.2)
-        last, still = -1, time.monotonic()  # then until the last fragments have arrived (or 60 s)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and time.monotonic() - still < 3:
-            if (now := watchers.samples()) != last:
+        last, still = -1, time.monotonic()  # then until the sockets have been quiet for 5 s (at most 120 s)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and time.monotonic() - still < 5:
+            if (now := watchers.frames) != last:
                 last, still = now, time.monotonic()
             await asyncio.sleep(0.2)
         watchers.done.set()
@@ -430,6 +439,9 @@ def fanout(base: str, port: int, session: requests.Session, redis_url: str, data
         "fanout_open_all_s": round(watchers.open_s, 2),
         "fanout_handshakes_at_once": HANDSHAKES_AT_ONCE,
         "fanout_handshake_errors": watchers.refused,
+        "fanout_frames": watchers.frames,
+        "fanout_closed_by_server": watchers.closed,
+        "fanout_read_errors": watchers.failed,
         "fanout_job_status": status(measured),
         "fanout_updates": len(steps),
         "fanout_samples": len(latencies),
