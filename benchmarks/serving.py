@@ -304,9 +304,12 @@ class Tap(threading.Thread):
         asyncio.run(self.listen())
 
     async def listen(self) -> None:
-        from channels_redis.core import RedisChannelLayer
+        from django.conf import settings
+        from django.utils.module_loading import import_string
 
-        layer = RedisChannelLayer(hosts=[self.redis_url], prefix=f"lora_manager:{INSTANCE}:", capacity=1500)
+        configured = settings.CHANNEL_LAYERS["default"]  # the stack's layer, on the stack's Redis
+        config = {**configured.get("CONFIG", {}), "hosts": [self.redis_url], "prefix": f"lora_manager:{INSTANCE}:"}
+        layer = import_string(configured["BACKEND"])(**config)
         channel = await layer.new_channel()
         await layer.group_add(self.group, channel)
         self.ready.set()
@@ -321,7 +324,10 @@ class Tap(threading.Thread):
                     self.published.setdefault(int(message["job"]["step"]), at)
         finally:
             await layer.group_discard(self.group, channel)
-            await layer.close_pools()
+            if hasattr(layer, "close_pools"):
+                await layer.close_pools()
+            else:
+                await layer.flush()
 
 
 class Watchers:
