@@ -8,8 +8,9 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
-from tests.faults.stack import RedisServer, Stack, WebSocket
+from tests.faults.stack import RedisServer, Stack, WebSocket, alive
 from tests.faults.waiting import wait_until
 from tests.standins.sdnext import SDNextStandIn
 
@@ -99,10 +100,12 @@ def test_a_workers_progress_update_reaches_the_sockets_of_every_http_process(sta
 def test_a_killed_http_process_is_restarted_while_the_other_serves(stack, session):
     victim, survivor = stack.web_processes()[:2]
 
-    victim.kill()  # SIGKILL
+    victim.kill()  # SIGKILL: the connections it held are cut (a browser's next request opens a new one)
+    wait_until(lambda: not alive(victim.pid), 10, "the killed daphne to be gone")
 
-    for _ in range(20):  # the socket supervisord holds stays open: the other process answers meanwhile
-        assert session.get(stack.url + "/library/", timeout=15).status_code == 200
+    cookies = session.cookies.get_dict()
+    for _ in range(20):  # new connections: the socket supervisord holds stays open, the other process answers
+        assert requests.get(stack.url + "/library/", cookies=cookies, timeout=15).status_code == 200
     wait_until(lambda: {p.pid for p in stack.web_processes()} - {victim.pid, survivor.pid}, 60, "a restarted daphne")
     assert survivor.is_running() and survivor.pid in {p.pid for p in stack.web_processes()}
     assert len(stack.web_processes()) == PROCESSES
