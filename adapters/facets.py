@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.db import connection
+from django.utils import timezone
 
 from adapters import derived
 
@@ -242,32 +244,82 @@ def columns() -> Columns:
     return found
 
 
-# --- predicates over combinations ------------------------------------------------------------------
-
+# --- the cube filter, defined once ----------------------------------------------------------------
+#
+# Each cube filter of a query is a ``Condition`` that can both test a combination in Python (facet
+# counts, over a few hundred combinations) and write itself as SQL ("select all matching", bulk
+# actions): the count shown and the set selected come from the same definition.
 
 # AdapterStatus.ERROR: a file whose header cannot be read is not an adapter (see Adapter.objects.usable).
 UNREADABLE = "error"
+_COMBO_INDEX = {column: i for i, column in enumerate(COLUMNS)}
 
 
-def _matches(combo: Combo, query, skip: str | None = None) -> bool:
-    base, kind, active, favorite, status, issues = combo
-    if status == UNREADABLE and UNREADABLE not in query.status:
-        return False  # only an explicit status=error shows unreadable files; they are never counted otherwise
-    if skip != "base" and query.base and base not in query.base:
-        return False
-    if skip != "type" and query.type and kind not in query.type:
-        return False
-    if skip != "active" and query.active is not None and active != query.active:
-        return False
-    if skip != "favorite" and query.favorite is not None and favorite != query.favorite:
-        return False
-    if skip != "status" and query.status:
-        return status in query.status or ("issues" in query.status and issues)
-    return True
+@dataclass(frozen=True)
+class Condition:
+    """``column IN values`` (``negate``: NOT IN), OR'd with ``or_flag`` (a boolean column) when set."""
+
+    column: str
+    values: tuple
+    negate: bool = False
+    or_flag: str = ""
+
+    def test(self, combo: Combo) -> bool:
+        found = combo[_COMBO_INDEX[self.column]] in self.values
+        if self.negate:
+            found = not found
+        return found or bool(self.or_flag and combo[_COMBO_INDEX[self.or_flag]])
+
+    def sql(self, alias: str) -> tuple[str, list]:
+        parts = []
+        if self.values:
+            marks = ", ".join(["%s"] * len(self.values))
+            parts.append(f"{alias}.{self.column} {'NOT IN' if self.negate else 'IN'} ({marks})")
+        if self.or_flag:
+            parts.append(f"{alias}.{self.or_flag}")
+        return ("(" + " OR ".join(parts) + ")" if len(parts) > 1 else parts[0]), list(self.values)
+
+
+def cube_filters(query) -> list[tuple[str | None, Condition]]:
+    """(facet dimension, condition) for each cube filter of ``query``. The dimension lets a facet ignore
+    its own selection (disjunctive counts); None: a rule no facet ignores."""
+    found: list[tuple[str | None, Condition]] = []
+    if UNREADABLE not in query.status:  # only an explicit status=error shows unreadable files
+        found.append((None, Condition("status", (UNREADABLE,), negate=True)))
+    if query.base:
+        found.append(("base", Condition("base_model", tuple(query.base))))
+    if query.type:
+        found.append(("type", Condition("network_type", tuple(query.type))))
+    if query.active is not None:
+        found.append(("active", Condition("active", (query.active,))))
+    if query.favorite is not None:
+        found.append(("favorite", Condition("favorite", (query.favorite,))))
+    if query.status:
+        statuses = tuple(s for s in query.status if s != "issues")
+        issues = "has_issues" if "issues" in query.status else ""
+        found.append(("status", Condition("status", statuses, or_flag=issues)))
+    return found
+
+
+def _matches(combo: Combo, query, skip: str | None = None, filters: list | None = None) -> bool:
+    """Whether a combination passes the query's cube filters (those of dimension ``skip`` ignored)."""
+    filters = cube_filters(query) if filters is None else filters
+    return all(condition.test(combo) for dim, condition in filters if dim is None or dim != skip)
+
+
+def cube_condition(query, alias: str = "a") -> tuple[str, list]:
+    """WHERE text (or "") and params for the query's cube filters: the same ``cube_filters`` as the counts."""
+    conditions, params = [], []
+    for _, condition in cube_filters(query):
+        sql, values = condition.sql(alias)
+        conditions.append(sql)
+        params += values
+    return " AND ".join(conditions), params
 
 
 def _cube_counts(cube: dict[Combo, int], query) -> tuple[int, dict[str, Counter]]:
     counts = {dim: Counter() for dim in CUBE_DIMS}
+    filters = cube_filters(query)
     total = 0
     for combo, n in cube.items():
         if not n:
@@ -276,10 +328,10 @@ def _cube_counts(cube: dict[Combo, int], query) -> tuple[int, dict[str, Counter]
         values = {"base": [base], "type": [kind], "active": [active], "favorite": [favorite]}
         values["status"] = [status, "issues"] if issues else [status]
         for dim in CUBE_DIMS:
-            if _matches(combo, query, skip=dim):
+            if _matches(combo, query, skip=dim, filters=filters):
                 for value in values[dim]:
                     counts[dim][value] += n
-        if _matches(combo, query):
+        if _matches(combo, query, filters=filters):
             total += n
     return total, counts
 
@@ -287,35 +339,25 @@ def _cube_counts(cube: dict[Combo, int], query) -> tuple[int, dict[str, Counter]
 # --- SQL pieces ---------------------------------------------------------------------------------------
 
 
-def cube_condition(query, alias: str = "a") -> tuple[str, list]:
-    """WHERE text (or "") and params for the query's cube filters."""
-    conditions, params = [], []
-
-    def within(column: str, values: list) -> None:
-        conditions.append(f"{alias}.{column} IN ({', '.join(['%s'] * len(values))})")
-        params.extend(values)
-
-    if query.base:
-        within("base_model", query.base)
-    if query.type:
-        within("network_type", query.type)
-    if query.active is not None:
-        conditions.append(f"{alias}.active = %s")
-        params.append(query.active)
-    if query.favorite is not None:
-        conditions.append(f"{alias}.favorite = %s")
-        params.append(query.favorite)
-    if query.status:
-        statuses = [s for s in query.status if s != "issues"]
-        parts = [f"{alias}.status IN ({', '.join(['%s'] * len(statuses))})"] if statuses else []
-        if "issues" in query.status:
-            parts.append(f"{alias}.has_issues")
-        conditions.append("(" + " OR ".join(parts) + ")")
-        params.extend(statuses)
-    if UNREADABLE not in query.status:
-        conditions.append(f"{alias}.status <> %s")
-        params.append(UNREADABLE)
+def filter_sql(query, tag_ids: list[int] | None, alias: str = "a") -> tuple[str, list]:
+    """The SQL condition (or "") over ``adapters_adapter <alias>`` for everything ``query`` filters on, with
+    its params: what "select all matching" and bulk actions on a filter select. ``tag_ids``: the ids of the
+    query's tags (``gallery.tag_ids``; None without a tag filter)."""
+    where, params = cube_condition(query, alias)
+    conditions = [where] if where else []
+    side = side_sql(query, tag_ids)
+    if side is not None:
+        conditions.append(f"{alias}.id IN ({side[0]})")
+        params = [*params, *side[1]]
     return " AND ".join(conditions), params
+
+
+def unused_cutoff(unused: str) -> datetime | None:
+    """For ``unused=<days>``: the start of the day that many days ago (whole days, so counts can be cached)."""
+    if not unused.isdigit():
+        return None
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=int(unused))
 
 
 def folder_sql(query) -> tuple[str, list] | None:
@@ -337,7 +379,6 @@ def side_sql(query, tag_ids: list[int] | None, with_folder: bool = True) -> tupl
     resolving it never reads an adapter row. ``tag_ids`` are the ids of the query's tags (None: no tag filter).
     """
     from adapters import search
-    from adapters.gallery import unused_cutoff
 
     parts: list[str] = []
     params: list = []
@@ -406,7 +447,8 @@ def _count(cols: Columns, query, matched: np.ndarray | None) -> Counts:
         within = np.zeros(len(cols.ids), dtype=bool)
         pos = _positions(cols.ids, matched)
         within[pos[pos >= 0]] = True
-    combo_ok = np.array([_matches(c, query) for c in cols.combos], dtype=bool)
+    filters = cube_filters(query)
+    combo_ok = np.array([_matches(c, query, filters=filters) for c in cols.combos], dtype=bool)
     # Folder counts ignore the folder filter itself, so the tree still shows where else to go.
     outside_folder = within & combo_ok[cols.combo] if len(cols.combos) else within
     folder_counts = np.bincount(cols.folder_idx[outside_folder[cols.folder_pos]], minlength=len(cols.folders))

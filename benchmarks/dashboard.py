@@ -1,6 +1,6 @@
 """Dashboard figures and the gallery's "unused" filter on a large catalog (the gallery benchmark's seed).
 
-Prints p50 / p95 milliseconds of: every dashboard figure (``dashboard.figures()``), and the gallery
+Prints p50 / p95 milliseconds of: every dashboard figure (``dashboard.collect()``), and the gallery
 page for ``unused=never&active=1`` (first ask, then repeated). Environment: LORA_MANAGER_BENCH_ADAPTERS
 (default 100000), LORA_MANAGER_BENCH_ROUNDS (default 10).
 """
@@ -15,7 +15,7 @@ from django.http import QueryDict
 
 from adapters import facets, gallery
 from benchmarks.gallery import cleanup, seed
-from lora_manager import dashboard
+from lora_manager.dashboard import figures as dashboard
 
 
 def _ms(func, rounds: int) -> list[float]:

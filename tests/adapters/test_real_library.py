@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from adapters import display, facets, gallery, scan_runs, scanning
 from adapters.models import Adapter, AdapterStatus, LibraryRoot, ScanRun
-from lora_manager import dashboard
+from lora_manager.dashboard import figures as dashboard
 from tests.adapters.conftest import age, lora
 from tests.factories.library import write_library
 from tests.factories.lora_files import write_raw

@@ -150,7 +150,7 @@ def usage(days: int = USAGE_DAYS, now: datetime | None = None) -> dict[str, Any]
     finished = outcomes[JobStatus.SUCCEEDED] + outcomes[JobStatus.FAILED]
     most_used = Adapter.objects.usable().filter(usage_count__gt=0).order_by("-usage_count", "id")[:LIST_LIMIT]
     never_query, long_query = "unused=never&active=1", f"unused={LONG_UNUSED_DAYS}&active=1"
-    cutoff = gallery.unused_cutoff(str(LONG_UNUSED_DAYS))
+    cutoff = facets.unused_cutoff(str(LONG_UNUSED_DAYS))
     long_unused = Adapter.objects.usable().filter(last_used_at__lt=cutoff, active=True)  # used once, then not since
     return {
         "days": days,
@@ -221,7 +221,7 @@ def recommendations(now: datetime | None = None, days: int = USAGE_DAYS) -> dict
     }
 
 
-def figures(now: datetime | None = None) -> dict[str, Any]:
+def collect(now: datetime | None = None) -> dict[str, Any]:
     """Everything the dashboard shows, as JSON-ready data."""
     from lora_manager import activity_feed
 
