@@ -8,6 +8,9 @@
   for one token can be reused until it changes (``adapters.facets``). A random token, not a
   counter: a rolled-back transaction restores the old value, and a counter would then hand out the
   same number again for different data.
+- ``adapters_catalog_part``: one random token per table the version follows (``catalog_parts``), changed
+  with it, so ``adapters.facets`` re-reads only what a write touched (a favorite toggle: not the tag
+  links, files and sort orders).
 
 Triggers, not Django signals, because the scanner writes with raw multi-row SQL. On PostgreSQL the
 version is bumped by a deferred constraint trigger, once per transaction, at commit: the row lock is
@@ -53,6 +56,13 @@ def _sqlite_refresh(ids_sql: str) -> str:
 
 
 _SQLITE_BUMP = "UPDATE adapters_catalog_version SET token = random() WHERE id = 1;"
+PARTS = ("adapters_adapter", "adapters_adapter_tags", "adapters_tag", "adapters_adapterfile", "adapters_libraryroot")
+
+
+def _bump(table: str) -> str:
+    return f"{_SQLITE_BUMP} UPDATE adapters_catalog_part SET token = random() WHERE part = '{table}';"
+
+
 _SQLITE_CUBE_CHANGED = " OR ".join(f"old.{c} IS NOT new.{c}" for c in CUBE_COLUMNS)
 _SAME_HASH_AS_NEW = (
     "SELECT id FROM adapters_adapter WHERE tensor_sha256 = new.tensor_sha256 AND new.tensor_sha256 <> '' "
@@ -67,45 +77,50 @@ _SAME_HASH_AS_OLD = (
 )
 _SQLITE_TRIGGERS = {
     "adapters_derived_adapter_insert": (
-        f"AFTER INSERT ON adapters_adapter BEGIN {_sqlite_refresh(_SAME_HASH_AS_NEW)} {_SQLITE_BUMP} END"
+        f"AFTER INSERT ON adapters_adapter BEGIN {_sqlite_refresh(_SAME_HASH_AS_NEW)} {_bump('adapters_adapter')} END"
     ),
     "adapters_derived_adapter_update": (
         f"AFTER UPDATE ON adapters_adapter WHEN {_SQLITE_CUBE_CHANGED} BEGIN "
-        f"{_sqlite_refresh(_SAME_HASH_AS_OLD_OR_NEW)} {_SQLITE_BUMP} END"
+        f"{_sqlite_refresh(_SAME_HASH_AS_OLD_OR_NEW)} {_bump('adapters_adapter')} END"
     ),
     "adapters_derived_adapter_delete": (
         "AFTER DELETE ON adapters_adapter BEGIN DELETE FROM adapters_duplicate WHERE adapter_id = old.id; "
-        f"{_sqlite_refresh(_SAME_HASH_AS_OLD)} {_SQLITE_BUMP} END"
+        f"{_sqlite_refresh(_SAME_HASH_AS_OLD)} {_bump('adapters_adapter')} END"
     ),
     "adapters_derived_file_insert": (
-        f"AFTER INSERT ON adapters_adapterfile BEGIN {_sqlite_refresh('SELECT new.adapter_id')} {_SQLITE_BUMP} END"
+        f"AFTER INSERT ON adapters_adapterfile BEGIN {_sqlite_refresh('SELECT new.adapter_id')} "
+        f"{_bump('adapters_adapterfile')} END"
     ),
     "adapters_derived_file_update": (
         "AFTER UPDATE OF adapter_id, root_id, status ON adapters_adapterfile "
         "WHEN old.adapter_id IS NOT new.adapter_id OR old.root_id IS NOT new.root_id OR old.status IS NOT new.status "
-        f"BEGIN {_sqlite_refresh('SELECT old.adapter_id UNION SELECT new.adapter_id')} {_SQLITE_BUMP} END"
+        f"BEGIN {_sqlite_refresh('SELECT old.adapter_id UNION SELECT new.adapter_id')} "
+        f"{_bump('adapters_adapterfile')} END"
     ),
     "adapters_derived_file_delete": (
-        f"AFTER DELETE ON adapters_adapterfile BEGIN {_sqlite_refresh('SELECT old.adapter_id')} {_SQLITE_BUMP} END"
+        f"AFTER DELETE ON adapters_adapterfile BEGIN {_sqlite_refresh('SELECT old.adapter_id')} "
+        f"{_bump('adapters_adapterfile')} END"
     ),
-    "adapters_derived_link_insert": f"AFTER INSERT ON adapters_adapter_tags BEGIN {_SQLITE_BUMP} END",
-    "adapters_derived_link_delete": f"AFTER DELETE ON adapters_adapter_tags BEGIN {_SQLITE_BUMP} END",
-    "adapters_derived_link_update": f"AFTER UPDATE ON adapters_adapter_tags BEGIN {_SQLITE_BUMP} END",
-    "adapters_derived_tag_update": f"AFTER UPDATE OF name ON adapters_tag BEGIN {_SQLITE_BUMP} END",
-    "adapters_derived_tag_delete": f"AFTER DELETE ON adapters_tag BEGIN {_SQLITE_BUMP} END",
-    "adapters_derived_root_change": f"AFTER UPDATE OF path ON adapters_libraryroot BEGIN {_SQLITE_BUMP} END",
-    "adapters_derived_root_delete": f"AFTER DELETE ON adapters_libraryroot BEGIN {_SQLITE_BUMP} END",
+    "adapters_derived_link_insert": f"AFTER INSERT ON adapters_adapter_tags BEGIN {_bump('adapters_adapter_tags')} END",
+    "adapters_derived_link_delete": f"AFTER DELETE ON adapters_adapter_tags BEGIN {_bump('adapters_adapter_tags')} END",
+    "adapters_derived_link_update": f"AFTER UPDATE ON adapters_adapter_tags BEGIN {_bump('adapters_adapter_tags')} END",
+    "adapters_derived_tag_update": f"AFTER UPDATE OF name ON adapters_tag BEGIN {_bump('adapters_tag')} END",
+    "adapters_derived_tag_delete": f"AFTER DELETE ON adapters_tag BEGIN {_bump('adapters_tag')} END",
+    "adapters_derived_root_change": (
+        f"AFTER UPDATE OF path ON adapters_libraryroot BEGIN {_bump('adapters_libraryroot')} END"
+    ),
+    "adapters_derived_root_delete": f"AFTER DELETE ON adapters_libraryroot BEGIN {_bump('adapters_libraryroot')} END",
 }
 # "update available" (Civitai) is a gallery filter with a count. Its table arrives in a later migration than
 # the one that first installs these, so they are added once it exists (``install`` runs after every migrate).
 CIVITAI_TABLE = "adapters_civitairecord"
 _SQLITE_CIVITAI_TRIGGERS = {
-    "adapters_derived_civitai_insert": f"AFTER INSERT ON {CIVITAI_TABLE} BEGIN {_SQLITE_BUMP} END",
+    "adapters_derived_civitai_insert": f"AFTER INSERT ON {CIVITAI_TABLE} BEGIN {_bump(CIVITAI_TABLE)} END",
     "adapters_derived_civitai_update": (
         f"AFTER UPDATE OF update_version_id ON {CIVITAI_TABLE} "
-        f"WHEN old.update_version_id IS NOT new.update_version_id BEGIN {_SQLITE_BUMP} END"
+        f"WHEN old.update_version_id IS NOT new.update_version_id BEGIN {_bump(CIVITAI_TABLE)} END"
     ),
-    "adapters_derived_civitai_delete": f"AFTER DELETE ON {CIVITAI_TABLE} BEGIN {_SQLITE_BUMP} END",
+    "adapters_derived_civitai_delete": f"AFTER DELETE ON {CIVITAI_TABLE} BEGIN {_bump(CIVITAI_TABLE)} END",
 }
 
 
@@ -115,6 +130,9 @@ def _install_sqlite(cursor) -> None:
         "CREATE TABLE IF NOT EXISTS adapters_catalog_version (id INTEGER PRIMARY KEY CHECK (id = 1), token INTEGER)"
     )
     cursor.execute("INSERT OR IGNORE INTO adapters_catalog_version (id, token) VALUES (1, random())")
+    cursor.execute("CREATE TABLE IF NOT EXISTS adapters_catalog_part (part TEXT PRIMARY KEY, token INTEGER)")
+    for part in (*PARTS, CIVITAI_TABLE):
+        cursor.execute("INSERT OR IGNORE INTO adapters_catalog_part (part, token) VALUES (%s, random())", [part])
     from adapters.search import sqlite_triggers
 
     triggers = {**_SQLITE_TRIGGERS, **(_SQLITE_CIVITAI_TRIGGERS if _has_civitai_table(cursor) else {})}
@@ -159,6 +177,11 @@ BEGIN
   IF TG_OP = 'TRUNCATE' OR current_setting('adapters.catalog_bumped', true) IS DISTINCT FROM txid_current()::text THEN
     PERFORM set_config('adapters.catalog_bumped', txid_current()::text, true);
     UPDATE adapters_catalog_version SET token = (random() * 9e15)::bigint WHERE id = 1;
+  END IF;
+  IF TG_OP = 'TRUNCATE' OR current_setting('adapters.bumped_' || TG_TABLE_NAME, true)
+                            IS DISTINCT FROM txid_current()::text THEN
+    PERFORM set_config('adapters.bumped_' || TG_TABLE_NAME, txid_current()::text, true);
+    UPDATE adapters_catalog_part SET token = (random() * 9e15)::bigint WHERE part = TG_TABLE_NAME;
   END IF;
   RETURN NULL;
 END $$;
@@ -245,6 +268,11 @@ def _install_postgresql(cursor) -> None:
     cursor.execute(
         "INSERT INTO adapters_catalog_version (id, token) VALUES (1, (random() * 9e15)::bigint) ON CONFLICT DO NOTHING"
     )
+    cursor.execute("CREATE TABLE IF NOT EXISTS adapters_catalog_part (part text PRIMARY KEY, token bigint)")
+    for part in (*PARTS, CIVITAI_TABLE):
+        cursor.execute(
+            "INSERT INTO adapters_catalog_part VALUES (%s, (random() * 9e15)::bigint) ON CONFLICT DO NOTHING", [part]
+        )
     cursor.execute(_PG_FUNCTIONS)
     cursor.execute(
         "CREATE OR REPLACE FUNCTION adapters_search_truncate_dup() RETURNS trigger LANGUAGE plpgsql AS $$ "
@@ -305,6 +333,7 @@ def uninstall(conn=None) -> None:
             cursor.execute(f"DROP INDEX IF EXISTS {name}")
         cursor.execute("DROP TABLE IF EXISTS adapters_duplicate")
         cursor.execute("DROP TABLE IF EXISTS adapters_catalog_version")
+        cursor.execute("DROP TABLE IF EXISTS adapters_catalog_part")
 
 
 def catalog_token(conn=None) -> int:
@@ -314,3 +343,14 @@ def catalog_token(conn=None) -> int:
         cursor.execute("SELECT token FROM adapters_catalog_version WHERE id = 1")
         row = cursor.fetchone()
     return int(row[0]) if row and row[0] is not None else 0
+
+
+def catalog_parts(conn=None) -> dict[str, int]:
+    """The catalog version token ("catalog") and each table's own token, read in one statement (one snapshot)."""
+    conn = conn or connection
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT 'catalog', token FROM adapters_catalog_version WHERE id = 1 "
+            "UNION ALL SELECT part, token FROM adapters_catalog_part"
+        )
+        return {part: int(token or 0) for part, token in cursor.fetchall()}

@@ -2,7 +2,7 @@
 """Facet counts for the gallery, exact and cheap at 100,000 adapters.
 
 Counting tags or folders over half the catalog with SQL means joining hundreds of thousands of rows
-on every click. Instead, once per catalog version (``derived.catalog_token``), each process reads a
+on every click. Instead, once per catalog version (``derived.catalog_parts``), each process reads a
 compact picture of what facets count: every adapter id with its combination of low-cardinality
 columns (base model, type, active, favorite, status, has issues: a few hundred combinations), every
 tag link and folder membership, and the duplicates, as numpy arrays (a few MB for 100,000 adapters,
@@ -10,6 +10,8 @@ read in well under a second). Every count for any filter is then a handful of ve
 and so is a page at any depth in any sort: each sort's order is read once per version from its index.
 Filters that need other tables (search, tags, folders, duplicates) resolve the ids they match from
 side tables only; the arrays do the rest. Counts per filter are also kept until the version changes.
+After a write, only the parts whose tables changed are read again (``columns``); the filter itself,
+as a Python test and as SQL, is defined once in ``adapters.gallery_filter``.
 
 Cube facets are disjunctive (a facet ignores its own selection, so choosing "SDXL" still shows how
 many "Flux" there are); tag, folder and duplicate counts are within the current results.
@@ -19,21 +21,26 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 
 import numpy as np
 from django.db import connection
-from django.utils import timezone
 
 from adapters import derived
+from adapters.gallery_filter import (  # noqa: F401 - cube_condition, filter_sql: older callers name them here
+    COLUMNS,
+    UPDATES_SQL,
+    Combo,
+    cube_condition,
+    cube_filters,
+    filter_sql,
+    folder_of_path,
+    matches,
+    side_sql,
+)
 
 CUBE_DIMS = ("base", "type", "active", "favorite", "status")
-COLUMNS = ("base_model", "network_type", "active", "favorite", "status", "has_issues")
 TAG_FACET_LIMIT = 30
-UPDATES_SQL = "FROM adapters_civitairecord WHERE update_version_id IS NOT NULL"  # "update available"
 _SELECT_COMBO = ", ".join(f"a.{c}" for c in COLUMNS)
-
-Combo = tuple  # (base_model, network_type, active, favorite, status, has_issues)
 
 
 @dataclass
@@ -97,6 +104,7 @@ class _LRU(OrderedDict):
 
 
 _COLUMNS = _LRU(1)
+_LATEST: dict[tuple, tuple[dict[str, int], Columns]] = {}  # per database: the newest columns and their part tokens
 _COUNTS = _LRU(32)  # entries hold the matching ids: at most ~1 MB each at 100k adapters
 
 
@@ -104,6 +112,7 @@ def clear_caches(keep_columns: bool = False) -> None:
     _COUNTS.clear()
     if not keep_columns:
         _COLUMNS.clear()
+        _LATEST.clear()
 
 
 def _rows(sql: str, params: list | None = None) -> list[tuple]:
@@ -139,7 +148,15 @@ def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return np.where(ids[pos] == wanted, pos, -1)
 
 
-def _load_columns() -> Columns:
+# Which tables each part of the columns is read from (their ``derived.catalog_parts`` tokens).
+ADAPTER_PART = ("adapters_adapter",)
+LINK_PART = ("adapters_adapter_tags", "adapters_tag")
+FILE_PART = ("adapters_adapterfile", "adapters_libraryroot")
+UPDATE_PART = (derived.CIVITAI_TABLE,)
+
+
+def _load_cube() -> tuple[np.ndarray, np.ndarray, list[Combo]]:
+    """Every adapter id (sorted) with the index of its combination of cube columns."""
     group = ", ".join(str(i) for i in range(1, len(COLUMNS) + 1))
     sql = f"SELECT {_SELECT_COMBO}, {_concat('a.id')} FROM adapters_adapter a {scan_hint()} GROUP BY {group}"
     combos: list[Combo] = []
@@ -153,71 +170,97 @@ def _load_columns() -> Columns:
     ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
     combo = np.concatenate(combo_parts) if combo_parts else np.zeros(0, dtype=np.int32)
     order = np.argsort(ids, kind="stable")
-    ids, combo = ids[order], combo[order]
+    return ids[order], combo[order], combos
 
-    def pairs(sql: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        keys, positions, indexes = [], [], []
-        for key, members in _rows(sql):
-            pos = _positions(ids, _id_list(members))
-            pos = pos[pos >= 0]
-            positions.append(pos)
-            indexes.append(np.full(len(pos), len(keys), dtype=np.int32))
-            keys.append(key)
-        if not keys:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
-        return np.concatenate(positions), np.concatenate(indexes), np.array(keys, dtype=np.int64)
 
-    link_pos, link_tag, tag_ids = pairs(
-        f"SELECT tag_id, {_concat('adapter_id')} FROM adapters_adapter_tags GROUP BY tag_id"
-    )
-    root_pos, root_idx, root_ids = pairs(
-        f"SELECT root_id, {_concat('adapter_id', distinct=True)} FROM adapters_adapterfile GROUP BY root_id"
-    )
-    duplicate = np.zeros(len(ids), dtype=bool)
-    pos = _positions(ids, _id_list(_rows(f"SELECT {_concat('adapter_id')} FROM adapters_duplicate")[0][0]))
-    duplicate[pos[pos >= 0]] = True
-    update = np.zeros(len(ids), dtype=bool)
-    pos = _positions(ids, _id_list(_rows(f"SELECT {_concat('adapter_id')} {UPDATES_SQL}")[0][0]))
-    update[pos[pos >= 0]] = True
-    folder_pos, folder_idx, folders = _folder_columns(ids)
+def _load_links(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    keys, positions, indexes = [], [], []
+    for key, members in _rows(f"SELECT tag_id, {_concat('adapter_id')} FROM adapters_adapter_tags GROUP BY tag_id"):
+        pos = _positions(ids, _id_list(members))
+        pos = pos[pos >= 0]
+        positions.append(pos)
+        indexes.append(np.full(len(pos), len(keys), dtype=np.int32))
+        keys.append(key)
+    if not keys:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
+    return np.concatenate(positions), np.concatenate(indexes), np.array(keys, dtype=np.int64)
+
+
+def _flags(ids: np.ndarray, sql: str) -> np.ndarray:
+    flag = np.zeros(len(ids), dtype=bool)
+    pos = _positions(ids, _id_list(_rows(sql)[0][0]))
+    flag[pos[pos >= 0]] = True
+    return flag
+
+
+def _load_columns(previous: Columns | None = None, changed: set[str] | frozenset = frozenset()) -> Columns:
+    """Read the columns; with ``previous`` (an older version), re-read only the parts whose tables are in
+    ``changed`` and keep the rest (and the sort orders) while the set of adapter ids is the same."""
+    if previous is not None and changed & set(ADAPTER_PART):
+        ids, combo, combos = _load_cube()
+        if not np.array_equal(ids, previous.ids):
+            previous = None  # adapters added or removed: every position moved
+    elif previous is not None:
+        ids, combo, combos = previous.ids, previous.combo, previous.combos
+    else:
+        ids, combo, combos = _load_cube()
+    if previous is None or changed & set(LINK_PART):
+        link_pos, link_tag, tag_ids = _load_links(ids)
+    else:
+        link_pos, link_tag, tag_ids = previous.link_pos, previous.link_tag, previous.tag_ids
+    if previous is None or changed & set(FILE_PART):
+        folder_pos, folder_idx, folders = _folder_columns(ids)
+        root_pos, root_idx, root_ids = _root_columns(folder_pos, folder_idx, folders)
+    else:
+        folder_pos, folder_idx, folders = previous.folder_pos, previous.folder_idx, previous.folders
+        root_pos, root_idx, root_ids = previous.root_pos, previous.root_idx, previous.root_ids
+    if previous is None or changed & set(ADAPTER_PART + FILE_PART):  # the duplicates table follows both
+        duplicate = _flags(ids, f"SELECT {_concat('adapter_id')} FROM adapters_duplicate")
+    else:
+        duplicate = previous.duplicate
+    if previous is None or changed & set(UPDATE_PART):
+        update = _flags(ids, f"SELECT {_concat('adapter_id')} {UPDATES_SQL}")
+    else:
+        update = previous.update
     return Columns(
         ids, combo, combos, link_pos, link_tag, tag_ids, root_pos, root_idx, root_ids, duplicate,
-        update, folder_pos, folder_idx, folders,
+        update, folder_pos, folder_idx, folders, orders=dict(previous.orders) if previous is not None else {},
     )  # fmt: skip
 
 
+def _root_columns(
+    folder_pos: np.ndarray, folder_idx: np.ndarray, folders: list[tuple[int, str]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(adapter, library root) pairs, once each, from the files' folders: no second pass over the files."""
+    folder_root = np.array([root_id for root_id, _ in folders], dtype=np.int64)
+    root_ids = np.unique(folder_root)
+    if not len(root_ids):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), root_ids
+    pair = np.unique(folder_pos.astype(np.int64) * len(root_ids) + np.searchsorted(root_ids, folder_root[folder_idx]))
+    return pair // len(root_ids), (pair % len(root_ids)).astype(np.int32), root_ids
+
+
 def _folder_columns(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
-    """Each file's folder (relative to its root), from the stored paths: no filesystem walk, one narrow read."""
+    """Each file's folder (relative to its root), from the stored paths: no filesystem walk, one narrow read.
+    Paths are grouped by their directory first, so each distinct directory is interpreted once."""
     roots = dict(_rows("SELECT id, path FROM adapters_libraryroot"))
+    rows = _rows("SELECT adapter_id, root_id, path FROM adapters_adapterfile")
+    directories: dict[tuple[int, str], int] = {}
+    raw = [
+        directories.setdefault((root_id, path[: path.rfind("/") + 1]), len(directories)) for _, root_id, path in rows
+    ]
     index: dict[tuple[int, str], int] = {}
-    adapter_ids, folder_of = [], []
-    for adapter_id, root_id, path in _rows("SELECT adapter_id, root_id, path FROM adapters_adapterfile"):
-        folder = folder_of_path(roots.get(root_id, ""), path)
-        adapter_ids.append(adapter_id)
-        folder_of.append(index.setdefault((root_id, folder), len(index)))
-    pos = _positions(ids, np.array(adapter_ids, dtype=np.int64))
+    to_folder = np.array(
+        [
+            index.setdefault((root_id, folder_of_path(roots.get(root_id, ""), directory + "x")), len(index))
+            for root_id, directory in directories
+        ],
+        dtype=np.int32,
+    )
+    pos = _positions(ids, np.array([row[0] for row in rows], dtype=np.int64))
     keep = pos >= 0
-    return pos[keep], np.array(folder_of, dtype=np.int32)[keep], list(index)
-
-
-def folder_of_path(root_path: str, path: str) -> str:
-    """The folder of ``path`` relative to ``root_path`` ("" directly in the root), with "/" separators."""
-    root = root_path.rstrip("/") + "/"
-    relative = path[len(root) :] if path.startswith(root) else path.lstrip("/")
-    return relative.rpartition("/")[0]
-
-
-def folder_bounds(root_path: str, folder: str) -> tuple[str, str]:
-    """Paths in ``folder`` and below are ``lo <= path < hi`` ("/" + 1 = "0"): a range on the path index."""
-    prefix = root_path.rstrip("/") + "/" + (folder.strip("/") + "/" if folder.strip("/") else "")
-    return prefix, prefix[:-1] + "0"
-
-
-def path_range_sql(column: str = "path") -> str:
-    """``column`` within a folder_bounds range; byte order on PostgreSQL (its index is COLLATE "C")."""
-    if connection.vendor == "postgresql":
-        return f'{column} COLLATE "C" >= %s AND {column} COLLATE "C" < %s'
-    return f"{column} >= %s AND {column} < %s"
+    folder_idx = to_folder[np.array(raw, dtype=np.int64)] if rows else np.zeros(0, dtype=np.int32)
+    return pos[keep], folder_idx[keep], list(index)
 
 
 def _cache_key(*parts) -> tuple:
@@ -227,94 +270,29 @@ def _cache_key(*parts) -> tuple:
 def columns() -> Columns:
     """The catalog's facet columns at its current version, read at most once per version and process.
 
+    After a write only the parts whose tables changed are read again (``derived.catalog_parts``): a
+    favorite toggle re-reads the adapters' cube columns, not the tag links, files or sort orders.
     Inside a transaction (tests, or a caller mid-edit) the token may not reflect uncommitted changes
     yet (PostgreSQL bumps it at commit), so there they are read fresh and not kept; a version that
     changes while being read is not kept either.
     """
     if connection.in_atomic_block:
         return _load_columns()
-    token = derived.catalog_token()
-    key = _cache_key(token)
+    parts = derived.catalog_parts()
+    key = _cache_key(parts.get("catalog", 0))
     found = _COLUMNS.get(key)
     if found is None:
-        found = _load_columns()
-        if derived.catalog_token() == token:
+        latest = _LATEST.get(_cache_key())
+        if latest is not None:
+            changed = {part for part, token in parts.items() if latest[0].get(part) != token}
+            found = _load_columns(latest[1], changed)
+        else:
+            found = _load_columns()
+        if derived.catalog_parts() == parts:
             _COLUMNS.put(key, found)
+            _LATEST[_cache_key()] = (parts, found)
             _COUNTS.clear()  # counts of older versions hold their columns: let them go
     return found
-
-
-# --- the cube filter, defined once ----------------------------------------------------------------
-#
-# Each cube filter of a query is a ``Condition`` that can both test a combination in Python (facet
-# counts, over a few hundred combinations) and write itself as SQL ("select all matching", bulk
-# actions): the count shown and the set selected come from the same definition.
-
-# AdapterStatus.ERROR: a file whose header cannot be read is not an adapter (see Adapter.objects.usable).
-UNREADABLE = "error"
-_COMBO_INDEX = {column: i for i, column in enumerate(COLUMNS)}
-
-
-@dataclass(frozen=True)
-class Condition:
-    """``column IN values`` (``negate``: NOT IN), OR'd with ``or_flag`` (a boolean column) when set."""
-
-    column: str
-    values: tuple
-    negate: bool = False
-    or_flag: str = ""
-
-    def test(self, combo: Combo) -> bool:
-        found = combo[_COMBO_INDEX[self.column]] in self.values
-        if self.negate:
-            found = not found
-        return found or bool(self.or_flag and combo[_COMBO_INDEX[self.or_flag]])
-
-    def sql(self, alias: str) -> tuple[str, list]:
-        parts = []
-        if self.values:
-            marks = ", ".join(["%s"] * len(self.values))
-            parts.append(f"{alias}.{self.column} {'NOT IN' if self.negate else 'IN'} ({marks})")
-        if self.or_flag:
-            parts.append(f"{alias}.{self.or_flag}")
-        return ("(" + " OR ".join(parts) + ")" if len(parts) > 1 else parts[0]), list(self.values)
-
-
-def cube_filters(query) -> list[tuple[str | None, Condition]]:
-    """(facet dimension, condition) for each cube filter of ``query``. The dimension lets a facet ignore
-    its own selection (disjunctive counts); None: a rule no facet ignores."""
-    found: list[tuple[str | None, Condition]] = []
-    if UNREADABLE not in query.status:  # only an explicit status=error shows unreadable files
-        found.append((None, Condition("status", (UNREADABLE,), negate=True)))
-    if query.base:
-        found.append(("base", Condition("base_model", tuple(query.base))))
-    if query.type:
-        found.append(("type", Condition("network_type", tuple(query.type))))
-    if query.active is not None:
-        found.append(("active", Condition("active", (query.active,))))
-    if query.favorite is not None:
-        found.append(("favorite", Condition("favorite", (query.favorite,))))
-    if query.status:
-        statuses = tuple(s for s in query.status if s != "issues")
-        issues = "has_issues" if "issues" in query.status else ""
-        found.append(("status", Condition("status", statuses, or_flag=issues)))
-    return found
-
-
-def _matches(combo: Combo, query, skip: str | None = None, filters: list | None = None) -> bool:
-    """Whether a combination passes the query's cube filters (those of dimension ``skip`` ignored)."""
-    filters = cube_filters(query) if filters is None else filters
-    return all(condition.test(combo) for dim, condition in filters if dim is None or dim != skip)
-
-
-def cube_condition(query, alias: str = "a") -> tuple[str, list]:
-    """WHERE text (or "") and params for the query's cube filters: the same ``cube_filters`` as the counts."""
-    conditions, params = [], []
-    for _, condition in cube_filters(query):
-        sql, values = condition.sql(alias)
-        conditions.append(sql)
-        params += values
-    return " AND ".join(conditions), params
 
 
 def _cube_counts(cube: dict[Combo, int], query) -> tuple[int, dict[str, Counter]]:
@@ -328,98 +306,12 @@ def _cube_counts(cube: dict[Combo, int], query) -> tuple[int, dict[str, Counter]
         values = {"base": [base], "type": [kind], "active": [active], "favorite": [favorite]}
         values["status"] = [status, "issues"] if issues else [status]
         for dim in CUBE_DIMS:
-            if _matches(combo, query, skip=dim, filters=filters):
+            if matches(combo, query, skip=dim, filters=filters):
                 for value in values[dim]:
                     counts[dim][value] += n
-        if _matches(combo, query, filters=filters):
+        if matches(combo, query, filters=filters):
             total += n
     return total, counts
-
-
-# --- SQL pieces ---------------------------------------------------------------------------------------
-
-
-def filter_sql(query, tag_ids: list[int] | None, alias: str = "a") -> tuple[str, list]:
-    """The SQL condition (or "") over ``adapters_adapter <alias>`` for everything ``query`` filters on, with
-    its params: what "select all matching" and bulk actions on a filter select. ``tag_ids``: the ids of the
-    query's tags (``gallery.tag_ids``; None without a tag filter)."""
-    where, params = cube_condition(query, alias)
-    conditions = [where] if where else []
-    side = side_sql(query, tag_ids)
-    if side is not None:
-        conditions.append(f"{alias}.id IN ({side[0]})")
-        params = [*params, *side[1]]
-    return " AND ".join(conditions), params
-
-
-def unused_cutoff(unused: str) -> datetime | None:
-    """For ``unused=<days>``: the start of the day that many days ago (whole days, so counts can be cached)."""
-    if not unused.isdigit():
-        return None
-    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=int(unused))
-
-
-def folder_sql(query) -> tuple[str, list] | None:
-    """``SELECT adapter_id`` of files in the query's folder and its subfolders (None: no folder filter)."""
-    if query.folder is None:
-        return None
-    root_id, folder = query.folder
-    root_path = _rows("SELECT path FROM adapters_libraryroot WHERE id = %s", [root_id])
-    if not root_path:
-        return "SELECT adapter_id FROM adapters_adapterfile WHERE 1 = 0", []
-    lo, hi = folder_bounds(root_path[0][0], folder)
-    return f"SELECT adapter_id FROM adapters_adapterfile WHERE root_id = %s AND {path_range_sql()}", [root_id, lo, hi]
-
-
-def side_sql(query, tag_ids: list[int] | None, with_folder: bool = True) -> tuple[str, list] | None:
-    """``SELECT id ...`` for the filters that need other tables (search, tags, folders, duplicates), or None.
-
-    Built from side tables only (search index, tag links, files, duplicates), intersected, so
-    resolving it never reads an adapter row. ``tag_ids`` are the ids of the query's tags (None: no tag filter).
-    """
-    from adapters import search
-
-    parts: list[str] = []
-    params: list = []
-    if query.q:
-        found = search.matching_sql(query.q)
-        if found:
-            parts.append(found[0])
-            params += found[1]
-    if tag_ids is not None:
-        if not tag_ids or (query.tag_mode == "all" and len(tag_ids) < len(query.tags)):
-            parts.append("SELECT adapter_id FROM adapters_adapter_tags WHERE 1 = 0")
-        else:
-            marks = ", ".join(["%s"] * len(tag_ids))
-            sql = f"SELECT adapter_id FROM adapters_adapter_tags WHERE tag_id IN ({marks})"
-            if query.tag_mode == "all" and len(tag_ids) > 1:
-                sql += f" GROUP BY adapter_id HAVING COUNT(*) = {len(tag_ids)}"
-            parts.append(sql)
-            params += tag_ids
-    if query.roots:
-        marks = ", ".join(["%s"] * len(query.roots))
-        parts.append(f"SELECT adapter_id FROM adapters_adapterfile WHERE root_id IN ({marks})")
-        params += query.roots
-    if query.duplicates:
-        parts.append("SELECT adapter_id FROM adapters_duplicate")
-    folder = folder_sql(query) if with_folder else None
-    if folder is not None:
-        parts.append(folder[0])
-        params += folder[1]
-    if query.update:
-        parts.append(f"SELECT adapter_id {UPDATES_SQL}")
-    if query.unused:
-        # Served by the (last_used_at, id) index: never reads a wide adapter row.
-        sql = "SELECT id FROM adapters_adapter WHERE last_used_at IS NULL"
-        cutoff = unused_cutoff(query.unused)
-        if cutoff is not None:
-            sql += " OR last_used_at < %s"
-            params.append(cutoff)
-        parts.append(sql)
-    if not parts:
-        return None
-    return " INTERSECT ".join(parts), params
 
 
 # --- facet counts ---------------------------------------------------------------------------------
@@ -428,6 +320,8 @@ def side_sql(query, tag_ids: list[int] | None, with_folder: bool = True) -> tupl
 def counts(query, tag_ids: list[int] | None) -> Counts:
     """Every facet count for ``query``; reused while the catalog version and the filter stay the same."""
     token = None if connection.in_atomic_block else derived.catalog_token()
+    if token is not None and query.unused:  # use does not change the catalog version; it moves this filter
+        token = (token, _rows("SELECT MAX(last_used_at) FROM adapters_adapter")[0][0])
     key = _cache_key(token, repr(query.filter_key()))
     if token is not None and key in _COUNTS:
         return _COUNTS[key]
@@ -448,7 +342,7 @@ def _count(cols: Columns, query, matched: np.ndarray | None) -> Counts:
         pos = _positions(cols.ids, matched)
         within[pos[pos >= 0]] = True
     filters = cube_filters(query)
-    combo_ok = np.array([_matches(c, query, filters=filters) for c in cols.combos], dtype=bool)
+    combo_ok = np.array([matches(c, query, filters=filters) for c in cols.combos], dtype=bool)
     # Folder counts ignore the folder filter itself, so the tree still shows where else to go.
     outside_folder = within & combo_ok[cols.combo] if len(cols.combos) else within
     folder_counts = np.bincount(cols.folder_idx[outside_folder[cols.folder_pos]], minlength=len(cols.folders))

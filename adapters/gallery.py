@@ -20,7 +20,7 @@ from django.urls import reverse
 
 from adapters import facets
 from adapters.bulk_edit import normalize_tag
-from adapters.facets import unused_cutoff
+from adapters.gallery_filter import filter_sql, unused_cutoff
 from adapters.models import Adapter, AdapterStatus, BaseModel, LibraryRoot, NetworkType, Tag
 
 PAGE_SIZE = 48
@@ -406,7 +406,7 @@ def total(querystring: str) -> int:
 def matching_ids(querystring: str) -> list[int]:
     """Ids of every adapter a gallery query string matches ("select all N matching this filter"), fresh."""
     query = parse(QueryDict(querystring))
-    where, params = facets.filter_sql(query, _tag_ids(query))
+    where, params = filter_sql(query, _tag_ids(query))
     sql = f"SELECT a.id FROM adapters_adapter a {'WHERE ' + where if where else ''}"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql + " ORDER BY a.id", params)

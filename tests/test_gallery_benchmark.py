@@ -34,6 +34,7 @@ def test_gallery_benchmark_reports_each_case_and_cleans_up(settings, tmp_path):
     assert {"first_p95_ms", "repeat_p95_ms", "peak_rss_mb", "facet_columns_load_ms", "after_write_p50_ms"} <= set(
         overall
     )
+    assert overall["target_after_write_p50_ms"] == 60
     assert not Adapter.objects.exists() and not AdapterFile.objects.exists() and not LibraryRoot.objects.exists()
     assert list(Tag.objects.values_list("name", flat=True)) == ["kept"]
     assert REGISTRY["gallery"] == "benchmarks.gallery"
