@@ -10,7 +10,8 @@
   same number again for different data.
 - ``adapters_catalog_part``: one random token per table the version follows (``catalog_parts``), changed
   with it, so ``adapters.facets`` re-reads only what a write touched (a favorite toggle: not the tag
-  links, files and sort orders).
+  links, files and sort orders). ``adapters_catalog_change`` logs the ids of adapters whose facet
+  columns were edited (the newest ``CHANGE_LOG_KEEP``), so those are updated in place.
 
 Triggers, not Django signals, because the scanner writes with raw multi-row SQL. On PostgreSQL the
 version is bumped by a deferred constraint trigger, once per transaction, at commit: the row lock is
@@ -59,8 +60,20 @@ _SQLITE_BUMP = "UPDATE adapters_catalog_version SET token = random() WHERE id = 
 PARTS = ("adapters_adapter", "adapters_adapter_tags", "adapters_tag", "adapters_adapterfile", "adapters_libraryroot")
 
 
+CHANGE_LOG_KEEP = 20_000  # rows of adapters_catalog_change kept; a reader further behind reads everything
+
+
 def _bump(table: str) -> str:
     return f"{_SQLITE_BUMP} UPDATE adapters_catalog_part SET token = random() WHERE part = '{table}';"
+
+
+# An adapter's cube columns changed (an edit, not an insert or delete): logged by id, so readers update
+# that adapter in place instead of re-reading every adapter (``adapters.facets``).
+_SQLITE_LOG_CHANGE = (
+    "INSERT INTO adapters_catalog_change (adapter_id) VALUES (new.id); "
+    "DELETE FROM adapters_catalog_change "
+    f"WHERE seq <= (SELECT MAX(seq) FROM adapters_catalog_change) - {CHANGE_LOG_KEEP};"
+)
 
 
 _SQLITE_CUBE_CHANGED = " OR ".join(f"old.{c} IS NOT new.{c}" for c in CUBE_COLUMNS)
@@ -81,7 +94,7 @@ _SQLITE_TRIGGERS = {
     ),
     "adapters_derived_adapter_update": (
         f"AFTER UPDATE ON adapters_adapter WHEN {_SQLITE_CUBE_CHANGED} BEGIN "
-        f"{_sqlite_refresh(_SAME_HASH_AS_OLD_OR_NEW)} {_bump('adapters_adapter')} END"
+        f"{_sqlite_refresh(_SAME_HASH_AS_OLD_OR_NEW)} {_SQLITE_BUMP} {_SQLITE_LOG_CHANGE} END"
     ),
     "adapters_derived_adapter_delete": (
         "AFTER DELETE ON adapters_adapter BEGIN DELETE FROM adapters_duplicate WHERE adapter_id = old.id; "
@@ -96,6 +109,12 @@ _SQLITE_TRIGGERS = {
         "WHEN old.adapter_id IS NOT new.adapter_id OR old.root_id IS NOT new.root_id OR old.status IS NOT new.status "
         f"BEGIN {_sqlite_refresh('SELECT old.adapter_id UNION SELECT new.adapter_id')} "
         f"{_bump('adapters_adapterfile')} END"
+    ),
+    # A file moved or rewritten in place: the folder tree and the dashboard's storage figures follow it.
+    "adapters_derived_file_change": (
+        "AFTER UPDATE OF path, size ON adapters_adapterfile "
+        "WHEN old.path IS NOT new.path OR old.size IS NOT new.size "
+        f"BEGIN {_bump('adapters_adapterfile')} END"
     ),
     "adapters_derived_file_delete": (
         f"AFTER DELETE ON adapters_adapterfile BEGIN {_sqlite_refresh('SELECT old.adapter_id')} "
@@ -131,6 +150,9 @@ def _install_sqlite(cursor) -> None:
     )
     cursor.execute("INSERT OR IGNORE INTO adapters_catalog_version (id, token) VALUES (1, random())")
     cursor.execute("CREATE TABLE IF NOT EXISTS adapters_catalog_part (part TEXT PRIMARY KEY, token INTEGER)")
+    cursor.execute(
+        "CREATE TABLE IF NOT EXISTS adapters_catalog_change (seq INTEGER PRIMARY KEY AUTOINCREMENT, adapter_id INTEGER)"
+    )
     for part in (*PARTS, CIVITAI_TABLE):
         cursor.execute("INSERT OR IGNORE INTO adapters_catalog_part (part, token) VALUES (%s, random())", [part])
     from adapters.search import sqlite_triggers
@@ -178,7 +200,11 @@ BEGIN
     PERFORM set_config('adapters.catalog_bumped', txid_current()::text, true);
     UPDATE adapters_catalog_version SET token = (random() * 9e15)::bigint WHERE id = 1;
   END IF;
-  IF TG_OP = 'TRUNCATE' OR current_setting('adapters.bumped_' || TG_TABLE_NAME, true)
+  IF TG_TABLE_NAME = 'adapters_adapter' AND TG_OP = 'UPDATE' THEN  -- an edit: logged, see _SQLITE_LOG_CHANGE
+    INSERT INTO adapters_catalog_change (adapter_id) VALUES (NEW.id);
+    DELETE FROM adapters_catalog_change
+      WHERE seq <= (SELECT MAX(seq) FROM adapters_catalog_change) - {CHANGE_LOG_KEEP};
+  ELSIF TG_OP = 'TRUNCATE' OR current_setting('adapters.bumped_' || TG_TABLE_NAME, true)
                             IS DISTINCT FROM txid_current()::text THEN
     PERFORM set_config('adapters.bumped_' || TG_TABLE_NAME, txid_current()::text, true);
     UPDATE adapters_catalog_part SET token = (random() * 9e15)::bigint WHERE part = TG_TABLE_NAME;
@@ -269,6 +295,7 @@ def _install_postgresql(cursor) -> None:
         "INSERT INTO adapters_catalog_version (id, token) VALUES (1, (random() * 9e15)::bigint) ON CONFLICT DO NOTHING"
     )
     cursor.execute("CREATE TABLE IF NOT EXISTS adapters_catalog_part (part text PRIMARY KEY, token bigint)")
+    cursor.execute("CREATE TABLE IF NOT EXISTS adapters_catalog_change (seq bigserial PRIMARY KEY, adapter_id bigint)")
     for part in (*PARTS, CIVITAI_TABLE):
         cursor.execute(
             "INSERT INTO adapters_catalog_part VALUES (%s, (random() * 9e15)::bigint) ON CONFLICT DO NOTHING", [part]
@@ -334,6 +361,7 @@ def uninstall(conn=None) -> None:
         cursor.execute("DROP TABLE IF EXISTS adapters_duplicate")
         cursor.execute("DROP TABLE IF EXISTS adapters_catalog_version")
         cursor.execute("DROP TABLE IF EXISTS adapters_catalog_part")
+        cursor.execute("DROP TABLE IF EXISTS adapters_catalog_change")
 
 
 def catalog_token(conn=None) -> int:
@@ -346,11 +374,13 @@ def catalog_token(conn=None) -> int:
 
 
 def catalog_parts(conn=None) -> dict[str, int]:
-    """The catalog version token ("catalog") and each table's own token, read in one statement (one snapshot)."""
+    """The catalog version token ("catalog"), each table's own token (for ``adapters_adapter``: rows added or
+    removed; edits are logged instead) and the newest edit's ``seq`` ("change"), in one statement (one snapshot)."""
     conn = conn or connection
     with conn.cursor() as cursor:
         cursor.execute(
             "SELECT 'catalog', token FROM adapters_catalog_version WHERE id = 1 "
-            "UNION ALL SELECT part, token FROM adapters_catalog_part"
+            "UNION ALL SELECT part, token FROM adapters_catalog_part "
+            "UNION ALL SELECT 'change', MAX(seq) FROM adapters_catalog_change"
         )
         return {part: int(token or 0) for part, token in cursor.fetchall()}

@@ -137,7 +137,9 @@ def folder_sql(query) -> tuple[str, list] | None:
     return f"SELECT adapter_id FROM adapters_adapterfile WHERE root_id = %s AND {path_range_sql()}", [root_id, lo, hi]
 
 
-def side_sql(query, tag_ids: list[int] | None, with_folder: bool = True) -> tuple[str, list] | None:
+def side_sql(
+    query, tag_ids: list[int] | None, with_folder: bool = True, with_unused: bool = True
+) -> tuple[str, list] | None:
     """``SELECT id ...`` for the filters that need other tables (search, tags, folders, duplicates), or None.
 
     Built from side tables only (search index, tag links, files, duplicates), intersected, so
@@ -174,7 +176,7 @@ def side_sql(query, tag_ids: list[int] | None, with_folder: bool = True) -> tupl
         params += folder[1]
     if query.update:
         parts.append(f"SELECT adapter_id {UPDATES_SQL}")
-    if query.unused:
+    if query.unused and with_unused:
         # Served by the (last_used_at, id) index: never reads a wide adapter row.
         sql = "SELECT id FROM adapters_adapter WHERE last_used_at IS NULL"
         cutoff = unused_cutoff(query.unused)

@@ -99,10 +99,8 @@ def library(key: tuple | None = None) -> dict[str, Any]:
     return _cached("library", key or _catalog_key(), _library)
 
 
-def _library() -> dict[str, Any]:
-    raw = _catalog_counts()
-    cube = raw.cube
-    active = cube["active"][True]
+def _file_figures() -> tuple[dict[str, int], dict[int, tuple[int, int]]]:
+    """Files per status, and (bytes, files) of present files per library root: one pass over the files."""
     files = dict(AdapterFile.objects.values_list("status").annotate(n=Count("id")).order_by())
     stored = {
         root_id: (size or 0, n)
@@ -112,6 +110,23 @@ def _library() -> dict[str, Any]:
         .order_by()
         .values_list("root", "size", "n")
     }
+    return files, stored
+
+
+def _files_key() -> tuple | None:
+    """The file figures change only with the files and roots tables (their tokens change with every file
+    added, removed, moved, resized or changing status): an edit of adapters does not re-read the files."""
+    if connection.in_atomic_block:
+        return None
+    parts = derived.catalog_parts()
+    return tuple(parts.get(table) for table in ("adapters_adapterfile", "adapters_libraryroot"))
+
+
+def _library() -> dict[str, Any]:
+    raw = _catalog_counts()
+    cube = raw.cube
+    active = cube["active"][True]
+    files, stored = _cached("files", _files_key(), _file_figures)
     roots = [
         {
             "id": root.pk,
@@ -133,7 +148,7 @@ def _library() -> dict[str, Any]:
         "missing_files": files.get(FileStatus.MISSING, 0),
         "offline_files": files.get(FileStatus.OFFLINE, 0),
         "with_issues": cube["status"]["issues"],
-        "unreadable_files": Adapter.objects.unreadable().count(),  # the "Files with problems" page
+        "unreadable_files": _catalog_counts("status=error").total,  # the "Files with problems" page
         "duplicates": raw.duplicates,
         "recently_added": [_adapter_row(a) for a in _first_ids("", "-added")],
     }

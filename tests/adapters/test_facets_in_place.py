@@ -14,7 +14,10 @@ from tests.adapters.conftest import age, lora
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the columns are kept only outside a transaction
 
-QUERIES = ["", "favorite=1", "base=SDXL&active=1", "tag=anime", "status=missing&status=issues", "dup=1", "q=witch"]
+QUERIES = [
+    *("", "favorite=1", "base=SDXL&active=1", "tag=anime", "status=missing&status=issues", "dup=1", "q=witch"),
+    *("unused=never&active=1", "unused=30"),
+]
 
 
 def summary(counts: facets.Counts) -> tuple:
@@ -58,6 +61,7 @@ def test_a_favorite_toggle_rereads_only_the_cube_and_counts_stay_exact():
     bulk_edit.set_favorite([catalog["theta ship"].pk], True)
     after = facets.columns()
     assert after is not before
+    assert after.ids is before.ids  # the edited adapter was updated in place: the cube was not read again
     assert after.link_pos is before.link_pos and after.folder_pos is before.folder_pos  # kept, not re-read
     assert "name" in after.orders  # the order survived: the set of adapters is the same
     assert gallery.total("favorite=1") == 2
