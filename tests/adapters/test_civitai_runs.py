@@ -105,10 +105,10 @@ def test_admin_action_queues_a_lookup(admin_client, civitai, django_capture_on_c
     with django_capture_on_commit_callbacks(execute=True):
         answer = admin_client.post(
             "/admin/adapters/adapter/",
-            {"action": "lookup_on_civitai", "_selected_action": [adapter.pk]},
+            {"action": "civitai", "_selected_action": [adapter.pk]},
             follow=True,
         )
-    assert b"queued for 1 adapter" in answer.content
+    assert b"started for 1 adapter" in answer.content
     assert CivitaiRun.objects.get().adapter_ids == [adapter.pk]
 
 

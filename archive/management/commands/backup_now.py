@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from archive import backups, exporting
-from archive.progress import echo_progress
+from archive.command_output import echo_progress
 
 
 class Command(BaseCommand):

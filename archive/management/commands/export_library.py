@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from archive import exporting
-from archive.progress import echo_progress
+from archive.command_output import echo_progress
 
 
 class Command(BaseCommand):

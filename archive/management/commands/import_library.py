@@ -2,8 +2,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from archive import importing
 from archive.checking import ArchiveRefused
+from archive.command_output import describe_plan, echo_progress
 from archive.planning import ON_CONFLICT
-from archive.progress import describe_plan, echo_progress
 
 
 class Command(BaseCommand):
