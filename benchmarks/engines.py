@@ -18,12 +18,12 @@ NESTED = "LORA_MANAGER_BENCH_ENGINE_RUN"  # set in the child: it must not start 
 URL_NAMES = ("LORA_MANAGER_DATABASE_URL", "DATABASE_URL")
 
 
-def on_sqlite_too(name: str) -> list[dict]:
-    """Rows of benchmark ``name`` run on SQLite, when this run is on PostgreSQL (else none)."""
+def on_sqlite_too(name: str, count: int, rounds: int) -> list[dict]:
+    """Rows of benchmark ``name`` run on SQLite with the same size, when this run is on PostgreSQL (else none)."""
     if connection.vendor != "postgresql" or os.environ.get(NESTED):
         return []
     env = {key: value for key, value in os.environ.items() if key not in URL_NAMES}
-    env[NESTED] = "1"
+    env.update({NESTED: "1", "LORA_MANAGER_BENCH_ADAPTERS": str(count), "LORA_MANAGER_BENCH_ROUNDS": str(rounds)})
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", name], env=env, capture_output=True, text=True, check=False
     )

@@ -317,7 +317,10 @@ def measure(seeded: dict, rounds: int) -> list[dict]:
     return results
 
 
-def run(count: int | None = None, rounds: int | None = None, separate_process: bool = True) -> list[dict]:
+def run(
+    count: int | None = None, rounds: int | None = None, separate_process: bool = True, also_sqlite: bool = True
+) -> list[dict]:
+    """``also_sqlite``: when configured for PostgreSQL, run on SQLite as well (``make bench``; tests say no)."""
     count = count or int(os.environ.get("LORA_MANAGER_BENCH_ADAPTERS", "100000"))
     rounds = rounds or int(os.environ.get("LORA_MANAGER_BENCH_ROUNDS", "20"))
     seeded = seed(count)
@@ -329,4 +332,4 @@ def run(count: int | None = None, rounds: int | None = None, separate_process: b
         results[-1]["seed_s"] = round(seeded["seconds"], 1)
     finally:
         cleanup(seeded)
-    return results + on_sqlite_too("gallery")
+    return results + (on_sqlite_too("gallery", count, rounds) if also_sqlite else [])

@@ -13,7 +13,7 @@ from benchmarks.__main__ import REGISTRY
 def test_gallery_benchmark_reports_each_case_and_cleans_up(settings, tmp_path):
     settings.THUMBNAIL_DIR = tmp_path / "thumbs"
     Tag.objects.create(name="kept")
-    results = gallery_bench.run(count=300, rounds=2, separate_process=False)
+    results = gallery_bench.run(count=300, rounds=2, separate_process=False, also_sqlite=False)
     overall = results[-1]
     cases = [r for r in results[:-1] if not r["case"].startswith("composer")]
     composer = [r for r in results[:-1] if r["case"].startswith("composer")]
