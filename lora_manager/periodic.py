@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-import django_rq
 from django.apps import apps
 from django.utils.module_loading import import_string
 
@@ -51,12 +50,16 @@ def find(name: str) -> Periodic:
 
 
 def scheduled_ids(job: Periodic) -> list[str]:
+    import django_rq  # not at the top: every AppConfig.ready() imports this module (issue 17, fast commands)
+
     registry = django_rq.get_queue(job.queue).scheduled_job_registry
     return [job_id for job_id in registry.get_job_ids() if job_id.startswith(job.job_prefix)]
 
 
 def schedule(job: Periodic) -> bool:
     """Schedule the next run unless one is scheduled or the job is switched off; True when it scheduled."""
+    import django_rq
+
     seconds = job.seconds()
     if not seconds or scheduled_ids(job):
         return False

@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 from lora_manager import views
 from lora_manager.dashboard import views as dashboard_views
 
+admin.autodiscover()  # not at start-up: lora_manager/lazy_admin.py
 admin.site.site_header = "LoRA Manager administration"
 admin.site.site_title = "LoRA Manager admin"
 
