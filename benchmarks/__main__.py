@@ -24,6 +24,7 @@ REGISTRY: dict[str, str] = {
     "archive": "benchmarks.archive",
     "civitai": "benchmarks.civitai",
     "startup": "benchmarks.startup",
+    "serving": "benchmarks.serving",
 }
 
 OPT_IN = {"scan_writes"}  # run only when named: minutes of one-off measurement
