@@ -162,8 +162,11 @@ def read_file(path: str, size: int, dir_names: set[str]) -> FileRead:
     read.tags.extend(header_values.get("tags", []) or [])
     _set(read, "header_metadata", detection.metadata_for_storage(metadata), "header")
 
+    companions = sidecars.has_companions(stem, dir_names)  # one lookup; most models have no sidecar
     known_hashes = [metadata.get("sshs_model_hash", "")] if metadata.get("sshs_model_hash") else []
-    found_sidecars = sidecars.read_sidecars(Path(directory), stem, dir_names, known_hashes=known_hashes)
+    found_sidecars = (
+        sidecars.read_sidecars(Path(directory), stem, dir_names, known_hashes=known_hashes) if companions else []
+    )
     for sidecar in found_sidecars:
         read.issues.extend(sidecar.issues)
     merged, merged_sources = sidecars.merge(found_sidecars)
@@ -176,7 +179,6 @@ def read_file(path: str, size: int, dir_names: set[str]) -> FileRead:
         elif key in SCANNED_FIELDS:
             _set(read, key, value, merged_sources[key])
 
-    companions = sidecars.has_companions(stem, dir_names)
     preview, preview_issues = find_image_preview(directory, stem, dir_names) if companions else (None, [])
     read.issues.extend(preview_issues)
     if preview:
