@@ -14,7 +14,8 @@ from django.utils import timezone
 from adapters import civitai_lookup
 from adapters.civitai import Cancelled, CivitaiError, CivitaiUnreachable
 from adapters.models import Adapter, CivitaiRun
-from lora_manager import realtime, runs, workers
+from lora_manager import realtime, runs
+from lora_manager.runs import workers
 from recommendations.embedding_runs import request_embedding_safely
 
 CIVITAI_GROUP = CivitaiRun.progress_group

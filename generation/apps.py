@@ -6,8 +6,8 @@ class GenerationConfig(AppConfig):
 
     def ready(self) -> None:
         from generation import reconciling, retention
-        from lora_manager.periodic import Periodic
+        from lora_manager.runs.periodic import Periodic
 
-        # Worker start-up and the janitor loop over these (lora_manager.runs, lora_manager.periodic).
+        # Worker start-up and the janitor loop over these (lora_manager.runs, lora_manager.runs.periodic).
         self.reconcilers = (reconciling.reconcile_stale_jobs,)
         self.periodic_jobs = (Periodic("retention", "generation.retention.apply", retention.interval_seconds),)

@@ -8,7 +8,7 @@ from django.template.loader import render_to_string
 from generation import pages
 from generation.models import GenerationJob, Sweep
 from generation.progress import JOB_GROUP, JOBS_GROUP
-from lora_manager.consumers import AuthenticatedConsumer
+from lora_manager.realtime.consumers import AuthenticatedConsumer
 
 VIEW = "generation.view_generationjob"
 

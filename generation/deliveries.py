@@ -27,7 +27,7 @@ from rq.callbacks import Callback
 
 from generation import composer, pipeline, progress, submitting
 from generation.models import DeliveryTarget, GenerationJob, JobLora, JobStatus
-from lora_manager import jobs
+from lora_manager.runs import jobs
 
 QUEUE = "default"
 MAX_TIMEOUT = 3600

@@ -17,7 +17,8 @@ from rq.job import Job
 
 from generation import backends, composer, progress
 from generation.models import GenerationJob, JobLora, JobStatus
-from lora_manager import activity, jobs
+from lora_manager.realtime import activity
+from lora_manager.runs import jobs
 
 
 class SubmitError(Exception):

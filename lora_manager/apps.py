@@ -8,8 +8,8 @@ class LoraManagerConfig(AppConfig):
     verbose_name = "LoRA Manager"
 
     def ready(self) -> None:
-        from lora_manager.periodic import Periodic
         from lora_manager.roles import ensure_roles_after_migrate
+        from lora_manager.runs.periodic import Periodic
 
         post_migrate.connect(ensure_roles_after_migrate, dispatch_uid="lora_manager.ensure_roles")
         # The janitor: fails runs and generations whose RQ job died (lora_manager.runs).

@@ -16,8 +16,8 @@ from django.conf import settings
 from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from lora_manager import periodic
-from lora_manager import workers as live_workers
+from lora_manager.runs import periodic
+from lora_manager.runs import workers as live_workers
 from lora_manager.views import check_database, redis_connection
 
 

@@ -11,8 +11,9 @@ from channels.testing import WebsocketCommunicator
 
 from adapters import scan_runs
 from adapters.models import Adapter, ScanRun
-from lora_manager import periodic, runs
+from lora_manager import runs
 from lora_manager.asgi import application
+from lora_manager.runs import periodic
 from tests.adapters.conftest import lora
 from tests.lora_manager.test_realtime import receive_until, session_headers
 
@@ -100,7 +101,7 @@ def test_files_still_being_written_are_hashed_by_a_follow_up_job(
 def test_a_scan_run_by_a_command_is_settled_only_once_its_process_is_gone(library, redis_conn):
     from django.core.management import call_command
 
-    from lora_manager import workers
+    from lora_manager.runs import workers
 
     lora(library, "a.safetensors")
     call_command("scan_library", "--no-hash", stdout=io.StringIO(), stderr=io.StringIO())

@@ -19,7 +19,8 @@ from adapters import scan_runs
 from adapters.models import Adapter, ScanRun
 from archive import runs as archive_runs
 from archive.models import ArchiveRun
-from lora_manager import periodic, runs
+from lora_manager import runs
+from lora_manager.runs import periodic
 from recommendations import embedding_runs
 from recommendations.models import EmbeddingRun
 from tests.adapters.conftest import lora

@@ -17,7 +17,7 @@ from adapters.models import Adapter, AdapterFile
 from generation import backends, composer, forms, lora_names, storage, submitting
 from generation.models import BackendLora, GenerationJob, JobStatus
 from generation.sdnext import SDNextError
-from lora_manager import workers
+from lora_manager.runs import workers
 
 
 def lora_choice(spec: str, backend: str) -> composer.LoraChoice:

@@ -1,4 +1,7 @@
-"""One machinery for tracked runs (scans, embedding runs, archive runs): start, execute, reconcile.
+"""Background work of every app. This package module: one machinery for tracked runs (scans, embedding
+runs, archive runs, Civitai lookups): start, execute, reconcile. Beside it: ``jobs`` (enqueue after
+commit, the ``tracked`` decorator), ``periodic`` (chains on RQ's scheduler), ``workers`` (the worker
+process, liveness, a job's fate) and ``tasks`` (the project's own RQ job).
 
 - ``start`` writes the QUEUED row, then enqueues its job by dotted path when the transaction commits
   (domain modules never import ``tasks.py``), with RQ's failure callback ``on_job_failure``.
@@ -26,8 +29,10 @@ from django.utils import timezone
 from rq.callbacks import Callback
 from rq.exceptions import AbandonedJobError
 
-from lora_manager import activity, outages, periodic, realtime, workers
+from lora_manager import outages, realtime
 from lora_manager.models import TrackedRun
+from lora_manager.realtime import activity
+from lora_manager.runs import periodic, workers
 
 log = logging.getLogger(__name__)
 
