@@ -5,7 +5,7 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 
-from generation import pages
+from generation import page_context
 from generation.models import GenerationJob, Sweep
 from generation.progress import JOB_GROUP, JOBS_GROUP
 from lora_manager.realtime.consumers import AuthenticatedConsumer
@@ -61,15 +61,17 @@ class JobsConsumer(GenerationConsumer):
     def render_lists(self) -> str:
         user = self.scope["user"]
         return render_to_string(
-            "generation/_queue.html", pages.queue_context(self.can_cancel, user)
-        ) + render_to_string("generation/_recent.html", pages.recent_context(user))
+            "generation/_queue.html", page_context.queue_context(self.can_cancel, user)
+        ) + render_to_string("generation/_recent.html", page_context.recent_context(user))
 
 
 class QueueConsumer(JobsConsumer):
     """The queue only, for the composer (it has no recent-results list for a swap to land in)."""
 
     def render_lists(self) -> str:
-        return render_to_string("generation/_queue.html", pages.queue_context(self.can_cancel, self.scope["user"]))
+        return render_to_string(
+            "generation/_queue.html", page_context.queue_context(self.can_cancel, self.scope["user"])
+        )
 
 
 class JobConsumer(GenerationConsumer):
@@ -99,7 +101,9 @@ class JobConsumer(GenerationConsumer):
         job = visible.filter(pk=self.scope["url_route"]["kwargs"]["pk"]).first()
         if job is None:
             return ""
-        return render_to_string("generation/_job_panel.html", pages.job_context(job, self.can_cancel, self.can_submit))
+        return render_to_string(
+            "generation/_job_panel.html", page_context.job_context(job, self.can_cancel, self.can_submit)
+        )
 
 
 class SweepConsumer(GenerationConsumer):
@@ -138,7 +142,7 @@ class SweepConsumer(GenerationConsumer):
             await self.send(text_data=html)
 
     def render_panel(self, job_id: int | None) -> str:
-        from generation import sweep_views
+        from generation.views import sweeps as sweep_views
 
         if job_id is not None and not GenerationJob.objects.filter(pk=job_id, sweep_id=self.sweep_id).exists():
             return ""
