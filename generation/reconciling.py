@@ -52,10 +52,7 @@ def reconcile_stale_jobs() -> int:
     fixed = 0
     for job in GenerationJob.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]):
         try:
-            if job.target_id is not None:  # a delivery: it runs on the default queue
-                connection = django_rq.get_connection("default")
-            else:
-                connection = backends.queue(backends.get(job.backend)).connection
+            connection = django_rq.get_connection(backends.queue_name_of(job))
         except (backends.BackendNotConfigured, KeyError):
             reason = f"Its backend '{job.backend}' is no longer configured."
         else:
