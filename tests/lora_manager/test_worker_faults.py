@@ -128,7 +128,7 @@ def test_a_worker_killed_outright_is_settled_by_the_janitor_on_rqs_scheduler_and
     janitor.kill()
     response = client.get("/readyz")  # RQ still lists both workers for minutes; neither is alive
     assert response.status_code == 503 and response.json()["failing"] == ["workers"]
-    assert "no RQ worker is alive" in response.json()["workers"]["error"]
+    assert "No RQ worker is alive" in response.json()["workers"]["error"]
 
 
 def test_a_worker_start_settles_rows_its_dead_predecessor_left_and_runs_the_next(start_worker, tmp_path):
