@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -55,17 +53,9 @@ def _initial(request: HttpRequest) -> tuple[composer.Composition, list[str]]:
     return composition, notes
 
 
-def _ensure_lora_list(name: str, info: backends.ServerInfo) -> None:
-    """Read SD.Next's LoRA list on the first visit (later only when the user asks to refresh)."""
-    if info.ok and lora_names.sync_state(name) is None:
-        # On failure the backend fragment shows the server's state and the linter says the list is unknown.
-        with contextlib.suppress(SDNextError, backends.BackendNotConfigured):
-            lora_names.refresh(name, rescan=False)
-
-
 def _compose_context(request: HttpRequest, composition: composer.Composition, errors: dict | None = None) -> dict:
     info = backends.server_info(composition.backend)
-    _ensure_lora_list(composition.backend, info)
+    lora_names.read_on_first_use(composition.backend, info)
     can_cancel = request.user.has_perm("generation.change_generationjob")
     return {
         "composition": composition,
@@ -170,7 +160,7 @@ def backend_status(request: HttpRequest) -> HttpResponse:
         backend=name, checkpoint=request.GET.get("checkpoint", "")[:255], sampler=request.GET.get("sampler", "")[:100]
     )
     info = backends.server_info(name, refresh=request.GET.get("refresh") == "1")
-    _ensure_lora_list(name, info)
+    lora_names.read_on_first_use(name, info)
     response = render(request, "generation/_backend.html", page_context.backend_context(name, info, composition))
     response["HX-Trigger-After-Swap"] = "composer-changed"
     return response
