@@ -131,5 +131,5 @@ def history_page(request: HttpRequest) -> HttpResponse:
         "sorts": history.SORT_LABELS,
     }
     if request.htmx and request.htmx.target == "history-results":
-        return render(request, "generation/history.html#results", context)
+        return render(request, "generation/_history_results.html", context)
     return render(request, "generation/history.html", context)
