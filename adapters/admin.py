@@ -1,10 +1,14 @@
-"""Bulk curation in the Django admin. Every action calls the same bulk_edit functions as the UI."""
+"""Bulk curation in the Django admin: its actions are the library's, from ``bulk_actions.ACTIONS``."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.db.models.functions import Lower
 from django.shortcuts import render
@@ -12,7 +16,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from adapters import bulk_edit, civitai_runs, display, scan_runs
+from adapters import bulk_actions, bulk_edit, civitai_runs, display
 from adapters.models import (
     Adapter,
     AdapterFile,
@@ -28,17 +32,21 @@ from adapters.sanitize import StorableModelForm
 from archive.admin import export_selected, has_export_permission
 
 
-class TagsForm(forms.Form):
+class BulkParamsForm(forms.Form):
+    """What a bulk action needs besides the selection (its ``needs``), asked on a small page."""
+
     _selected_action = forms.CharField(widget=forms.MultipleHiddenInput)
     tags = forms.CharField(help_text="Comma-separated tags", max_length=1000)
-
-
-class BaseModelForm(forms.Form):
-    _selected_action = forms.CharField(widget=forms.MultipleHiddenInput)
     base_model = forms.ChoiceField(choices=BaseModel.choices)
 
+    def __init__(self, *args, needs: tuple[str, ...], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("tags", "base_model"):
+            if name not in needs:
+                del self.fields[name]
 
-def _ask(modeladmin, request, queryset, form_class, title: str, action: str):
+
+def _ask(modeladmin, request, queryset, form_class: Callable[..., forms.Form], title: str, action: str):
     """Show a small form for an action that needs a value; None until it is submitted and valid."""
     if "apply" in request.POST:
         form = form_class(request.POST)
@@ -87,6 +95,16 @@ class AdapterFileInline(admin.TabularInline):
     readonly_fields = fields
 
 
+def _bulk_action(action: bulk_actions.Action) -> Callable:
+    """The admin action for one entry of the bulk-action table (named like it, permission-checked by it)."""
+
+    def run(modeladmin: AdapterAdmin, request, queryset):
+        return modeladmin.run_bulk(request, queryset, action)
+
+    run.__name__ = action.name
+    return admin.action(description=action.label)(run)
+
+
 @admin.register(Adapter)
 class AdapterAdmin(admin.ModelAdmin):
     form = StorableModelForm  # a \ud800 escape typed into a JSON field must not break every page
@@ -130,19 +148,7 @@ class AdapterAdmin(admin.ModelAdmin):
         "last_used_at",
     )
     inlines = [AdapterFileInline]
-    actions = [
-        "activate",
-        "deactivate",
-        "add_tags",
-        "remove_tags",
-        "set_base_model",
-        "mark_favorite",
-        "rescan",
-        "rehash",
-        "lookup_on_civitai",
-        "remove_from_catalog",
-        export_selected,
-    ]
+    actions = [*(_bulk_action(action) for action in bulk_actions.ACTIONS.values()), export_selected]
     has_export_permission = has_export_permission
 
     def get_queryset(self, request):
@@ -175,10 +181,13 @@ class AdapterAdmin(admin.ModelAdmin):
         return filesizeformat(obj.size)
 
     def get_actions(self, request):
-        """Only "Remove from the catalog" removes (it can be undone and says what happens to the files);
-        Django's own "Delete selected" would do the same without either."""
+        """The bulk actions this person may use. Only "Remove from catalog" removes (it can be undone and says
+        what happens to the files); Django's own "Delete selected" would do the same without either."""
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
+        for name, action in bulk_actions.ACTIONS.items():
+            if not bulk_actions.allowed(request.user, action):
+                actions.pop(name, None)
         return actions
 
     @staticmethod
@@ -186,86 +195,28 @@ class AdapterAdmin(admin.ModelAdmin):
         """Plain ids (the search may join tags and files; bulk_edit wants each adapter once)."""
         return list(queryset.order_by().values_list("pk", flat=True).distinct())
 
-    def _done(self, request, count: int, what: str) -> None:
-        self.message_user(request, f"{count} adapter{'s' if count != 1 else ''} {what}.", messages.SUCCESS)
-
-    @admin.action(description="Activate selected adapters", permissions=["change"])
-    def activate(self, request, queryset):
-        self._done(request, bulk_edit.set_active(self._ids(queryset), True, by=request.user), "activated")
-
-    @admin.action(description="Deactivate selected adapters", permissions=["change"])
-    def deactivate(self, request, queryset):
-        self._done(request, bulk_edit.set_active(self._ids(queryset), False, by=request.user), "deactivated")
-
-    @admin.action(description="Mark selected as favorite", permissions=["change"])
-    def mark_favorite(self, request, queryset):
-        self._done(request, bulk_edit.set_favorite(self._ids(queryset), True, by=request.user), "marked favorite")
-
-    @admin.action(description="Add tags to selected", permissions=["change"])
-    def add_tags(self, request, queryset):
-        data = _ask(self, request, queryset, TagsForm, "Add tags", "add_tags")
-        if not isinstance(data, dict):
-            return data
-        try:
-            count = bulk_edit.add_tags(self._ids(queryset), data["tags"].split(","), by=request.user)
-        except ValueError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return None
-        self.message_user(request, f"{count} tag assignment{'s' if count != 1 else ''} added.", messages.SUCCESS)
-        return None
-
-    @admin.action(description="Remove tags from selected", permissions=["change"])
-    def remove_tags(self, request, queryset):
-        data = _ask(self, request, queryset, TagsForm, "Remove tags", "remove_tags")
-        if not isinstance(data, dict):
-            return data
-        try:
-            count = bulk_edit.remove_tags(self._ids(queryset), data["tags"].split(","), by=request.user)
-        except ValueError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return None
-        self.message_user(request, f"{count} tag assignment{'s' if count != 1 else ''} removed.", messages.SUCCESS)
-        return None
-
-    @admin.action(description="Set base model of selected", permissions=["change"])
-    def set_base_model(self, request, queryset):
-        data = _ask(self, request, queryset, BaseModelForm, "Set base model", "set_base_model")
-        if not isinstance(data, dict):
-            return data
-        count = bulk_edit.set_base_model(self._ids(queryset), data["base_model"], by=request.user)
-        self._done(request, count, f"set to {data['base_model']}")
-        return None
-
-    @admin.action(description="Rescan selected (re-read files and sidecars)", permissions=["change"])
-    def rescan(self, request, queryset):
-        count = bulk_edit.mark_for_rescan(queryset.values_list("pk", flat=True))
-        run = scan_runs.start_scan(user=request.user)
-        self.message_user(request, f"{count} file(s) will be re-read by scan #{run.pk}.", messages.SUCCESS)
-
-    @admin.action(description="Re-hash selected", permissions=["change"])
-    def rehash(self, request, queryset):
-        count = bulk_edit.mark_for_rehash(queryset.values_list("pk", flat=True))
-        run = scan_runs.start_scan(user=request.user)
-        self.message_user(request, f"{count} file(s) will be re-hashed by scan #{run.pk}.", messages.SUCCESS)
-
-    @admin.action(description="Look up selected on Civitai (by hash)", permissions=["change"])
-    def lookup_on_civitai(self, request, queryset):
-        ids = self._ids(queryset)
-        try:
-            run = civitai_runs.start_run(CivitaiRun.Mode.SELECTED, ids, user=request.user)
-        except ValueError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return
-        if run.adapter_ids != ids:
-            self.message_user(
-                request, f"Civitai lookup #{run.pk} is already running; try again later.", messages.WARNING
+    def run_bulk(self, request, queryset, action: bulk_actions.Action):
+        """Ask for what the action needs (tags, a base model), then run it as the library would."""
+        if not bulk_actions.allowed(request.user, action):
+            raise PermissionDenied
+        params = bulk_actions.Params()
+        if action.needs:
+            form_class = partial(BulkParamsForm, needs=action.needs)
+            data = _ask(self, request, queryset, form_class, action.label, action.name)
+            if not isinstance(data, dict):
+                return data
+            params = bulk_actions.Params(
+                tags=tuple(data.get("tags", "").split(",")), base_model=data.get("base_model", "")
             )
-            return
-        self.message_user(request, f"Civitai lookup #{run.pk} queued for {len(ids)} adapter(s).", messages.SUCCESS)
-
-    @admin.action(description="Remove selected from the catalog (files stay on disk)", permissions=["delete"])
-    def remove_from_catalog(self, request, queryset):
-        self._done(request, bulk_edit.remove_from_catalog(self._ids(queryset), by=request.user), "removed")
+        try:
+            done = bulk_actions.perform(action.name, self._ids(queryset), params, request.user)
+        except bulk_actions.Refused as exc:
+            self.message_user(request, str(exc), messages.WARNING)
+        except ValueError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, done.message, messages.SUCCESS)
+        return None
 
 
 class MergeTagsForm(forms.Form):

@@ -1,18 +1,20 @@
-"""Bulk actions over adapter ids: the admin, the library UI, the API and commands all call these.
+"""Bulk edits over adapter ids. ``bulk_actions.ACTIONS`` (used by the library, the API and the admin) and
+the management commands call these.
 
 Each returns how many adapters (or tag links) it changed. Values set here are user edits: they are
 marked with source "user" where a rescan could otherwise overwrite them.
 
 Pass ``by=<user>`` to make an action undoable: it then records a ``BulkAction`` with the previous
 state of exactly what it changed (old values grouped by value, the tag links it added or removed,
-or the removed rows themselves), and ``undo`` puts that state back. Only a user's latest action can
-be undone, so an undo never resurrects a value a later action of theirs replaced.
+or the removed rows themselves), and ``undo`` puts that state back with the action's ``undo_*`` function.
+Only a user's latest action can be undone, so an undo never resurrects a value a later action of theirs
+replaced.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from django.apps import apps
 from django.core import serializers
@@ -235,13 +237,20 @@ def remove_from_catalog(ids: Iterable[int], by=None) -> int:
 
 
 def mark_for_rescan(ids: Iterable[int]) -> int:
-    """Forget the files' cached (size, mtime) so the next scan re-reads them."""
-    return AdapterFile.objects.filter(adapter_id__in=list(ids)).update(mtime_ns=-1, sidecar_signature="")
+    """Forget the files' cached (size, mtime) so the next scan re-reads them; returns how many files."""
+    files = AdapterFile.objects
+    return sum(
+        files.filter(adapter_id__in=chunk).update(mtime_ns=-1, sidecar_signature="")
+        for chunk in _chunks(list(dict.fromkeys(ids)))
+    )
 
 
 def mark_for_rehash(ids: Iterable[int]) -> int:
-    return AdapterFile.objects.filter(adapter_id__in=list(ids), status=FileStatus.PRESENT).update(
-        sha256="", tensor_sha256="", hashed_size=None, hashed_mtime_ns=None
+    """Forget the present files' hashes so the next scan hashes them again; returns how many files."""
+    files = AdapterFile.objects.filter(status=FileStatus.PRESENT)
+    return sum(
+        files.filter(adapter_id__in=chunk).update(sha256="", tensor_sha256="", hashed_size=None, hashed_mtime_ns=None)
+        for chunk in _chunks(list(dict.fromkeys(ids)))
     )
 
 
@@ -292,7 +301,8 @@ def latest_undoable(user) -> BulkAction | None:
     return last if last and last.undoable and last.undone_at is None else None
 
 
-def _undo_field(payload: dict) -> int:
+def undo_set_field(payload: dict) -> str:
+    """Put back the values (and their sources) a ``set_<field>`` action replaced."""
     field = payload["field"]
     restored = 0
     for value, ids in payload["previous"].items():
@@ -301,10 +311,11 @@ def _undo_field(payload: dict) -> int:
     for value, ids in payload.get("sources", {}).items():
         for chunk in _chunks(ids):
             Adapter.objects.filter(pk__in=chunk).update(sources=SetSourceKey(field, json.loads(value)))
-    return restored
+    return f"Undone: {_plural(restored)} restored."
 
 
-def _undo_add_tags(payload: dict) -> int:
+def undo_add_tags(payload: dict) -> str:
+    """Remove the links an ``add_tags`` added, and the tags it created if nothing else uses them."""
     through = Adapter.tags.through
     restored = 0
     by_tag: dict[int, list[int]] = {}
@@ -314,20 +325,21 @@ def _undo_add_tags(payload: dict) -> int:
         for chunk in _chunks(adapter_ids):
             restored += through.objects.filter(tag_id=tag_id, adapter_id__in=chunk).delete()[0]
     Tag.objects.filter(pk__in=payload["created_tags"], adapters__isnull=True).delete()
-    return restored
+    return f"Undone: {_plural(restored, 'tag link')} removed again."
 
 
-def _undo_remove_tags(payload: dict) -> int:
+def undo_remove_tags(payload: dict) -> str:
+    """Put back the links a ``remove_tags`` removed (of adapters and tags that still exist)."""
     through = Adapter.tags.through
     pairs = payload["removed"]
     live_adapters = set(existing_ids({a for a, _ in pairs}))
     live_tags = set(Tag.objects.filter(pk__in={t for _, t in pairs}).values_list("pk", flat=True))
     links = [through(adapter_id=a, tag_id=t) for a, t in pairs if a in live_adapters and t in live_tags]
     through.objects.bulk_create(links, ignore_conflicts=True, batch_size=1000)
-    return len(links)
+    return f"Undone: {_plural(len(links), 'tag link')} restored."
 
 
-def _undo_remove(payload: dict) -> tuple[int, int]:
+def undo_remove(payload: dict) -> str:
     """Put removed rows back with their ids; adapters a scan has re-added since are skipped."""
     rows = payload["rows"]
     adapters = [r for r in rows if r["model"] == "adapters.adapter"]
@@ -365,12 +377,17 @@ def _undo_remove(payload: dict) -> tuple[int, int]:
             continue
         model = apps.get_model(label)
         model.objects.filter(pk=pk, **{f"{fk_name}__isnull": True}).update(**{fk_name: adapter_id})
-    return restored, len([i for i in ids if i in blocked])
+    message = f"Undone: {_plural(restored)} back in the catalog."
+    skipped = len([i for i in ids if i in blocked])
+    if skipped:
+        message += f" {_plural(skipped)} could not come back: a scan found them again meanwhile."
+    return message
 
 
 @reembeds
-def undo(action: BulkAction) -> str:
-    """Restore what ``action`` changed; returns a sentence for the user. Raises ValueError if it cannot."""
+def undo(action: BulkAction, restore: Callable[[dict], str]) -> str:
+    """Restore what ``action`` changed with ``restore`` (the action's undo in ``bulk_actions.ACTIONS``);
+    returns a sentence for the user. Raises ValueError if it cannot (already undone, or final)."""
     if action.undone_at is not None:
         raise ValueError("this action was already undone")
     if not action.undoable:
@@ -379,20 +396,7 @@ def undo(action: BulkAction) -> str:
         locked = BulkAction.objects.select_for_update().filter(pk=action.pk, undone_at__isnull=True)
         if not locked.exists():
             raise ValueError("this action was already undone")
-        payload = action.payload
-        if action.action.startswith("set_"):
-            message = f"Undone: {_plural(_undo_field(payload))} restored."
-        elif action.action == "add_tags":
-            message = f"Undone: {_plural(_undo_add_tags(payload), 'tag link')} removed again."
-        elif action.action == "remove_tags":
-            message = f"Undone: {_plural(_undo_remove_tags(payload), 'tag link')} restored."
-        elif action.action == "remove":
-            restored, skipped = _undo_remove(payload)
-            message = f"Undone: {_plural(restored)} back in the catalog."
-            if skipped:
-                message += f" {_plural(skipped)} could not come back: a scan found them again meanwhile."
-        else:
-            raise ValueError(f"unknown action {action.action!r}")
+        message = restore(action.payload)
         locked.update(undone_at=timezone.now())
     action.undone_at = timezone.now()
     return message

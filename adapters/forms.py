@@ -277,36 +277,32 @@ def section_form(section: str, adapter: Adapter, data=None, files=None):
 
 
 class BulkForm(sanitize.StorableTextForm, forms.Form):
-    """What a bulk request asks for: an action over explicit ids, or over every match of a gallery filter."""
+    """What a bulk request asks for: an action (one of ``actions``, the ``bulk_actions.ACTIONS`` table) over
+    explicit ids, or over every match of a gallery filter."""
 
-    ACTIONS = {
-        "activate": "Activate",
-        "deactivate": "Deactivate",
-        "favorite": "Mark favorite",
-        "unfavorite": "Unmark favorite",
-        "add_tags": "Add tags",
-        "remove_tags": "Remove tags",
-        "set_base_model": "Set base model",
-        "civitai": "Look up on Civitai",
-        "remove": "Remove from catalog",
-    }
-    action = forms.ChoiceField(choices=list(ACTIONS.items()), error_messages={"invalid_choice": "Unknown action."})
+    action = forms.ChoiceField(error_messages={"invalid_choice": "Unknown action."})
     scope = forms.ChoiceField(choices=[("selected", "selected"), ("filter", "filter")], required=False)
     filter = forms.CharField(required=False, max_length=4000)
     tags = forms.CharField(required=False, max_length=5000)
     base_model = forms.ChoiceField(choices=[("", "—"), *BaseModel.choices], required=False)
     confirm = forms.BooleanField(required=False)
 
+    def __init__(self, *args, actions: dict, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.actions = actions
+        self.fields["action"].choices = [(name, action.label) for name, action in actions.items()]
+
     def clean(self) -> dict:
         data = super().clean()
-        action = data.get("action")
+        action = self.actions.get(data.get("action"))
         raw = self.data.getlist("ids") if hasattr(self.data, "getlist") else []
         if not all(value.isdigit() and len(value) < 19 for value in raw):
             raise forms.ValidationError("The selection holds something that is not an adapter id; reload the page.")
         data["ids"] = list(dict.fromkeys(int(value) for value in raw))
         if data.get("scope") != "filter" and not data["ids"]:
             raise forms.ValidationError("Select at least one adapter first.")
-        if action in ("add_tags", "remove_tags"):
+        data["tag_names"] = []
+        if action is not None and action.needs_tags:
             try:
                 data["tag_names"] = split_tags(data.get("tags") or "")
             except forms.ValidationError as exc:
@@ -314,6 +310,6 @@ class BulkForm(sanitize.StorableTextForm, forms.Form):
             else:
                 if not data["tag_names"]:
                     self.add_error("tags", "Type at least one tag.")
-        if action == "set_base_model" and not data.get("base_model"):
+        if action is not None and action.needs_base_model and not data.get("base_model"):
             self.add_error("base_model", "Choose a base model.")
         return data

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ninja import NinjaAPI
+from django.conf import settings
+from ninja import NinjaAPI, Swagger
 
 from api import errors
 from api.auth import AUTH
@@ -11,6 +12,14 @@ from api.routes_civitai import router as civitai_router
 from api.routes_generation import router as generation_router
 from api.routes_recipes import router as recipes_router
 from api.routes_system import router as system_router
+
+
+class LocalSwagger(Swagger):
+    """The Swagger UI from our own static files (the CSP allows no CDN). ninja picks its CDN page unless "ninja"
+    is in INSTALLED_APPS, which it is not (importing it cost every manage.py command; settings.NINJA_DIR)."""
+
+    template_cdn = str(settings.NINJA_DIR / "templates" / "ninja" / "swagger.html")
+
 
 api = NinjaAPI(
     title="LoRA Manager API",
@@ -21,6 +30,7 @@ api = NinjaAPI(
         'Errors are JSON: `{"detail": "..."}`.'
     ),
     auth=AUTH,
+    docs=LocalSwagger(),
     urls_namespace="api-v1",
 )
 errors.install(api)

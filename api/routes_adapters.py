@@ -1,17 +1,17 @@
 """/api/v1/adapters and recommendations: the gallery's query (adapters.gallery), the detail page's forms,
-bulk_edit and recommendations.ranking, behind the same permissions as the pages."""
+bulk_actions and recommendations.ranking, behind the same permissions as the pages."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from django.db import transaction
-from django.http import Http404, HttpRequest, QueryDict
+from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router
 from ninja.errors import HttpError
 
-from adapters import bulk_edit, civitai_lookup, gallery
+from adapters import bulk_actions, bulk_edit, civitai_lookup, gallery, selection
 from adapters.forms import (
     DescriptionForm,
     NameForm,
@@ -28,7 +28,7 @@ from recommendations import ranking
 
 router = Router(tags=["adapters"])
 
-VIEW, CHANGE, DELETE = "adapters.view_adapter", "adapters.change_adapter", "adapters.delete_adapter"
+VIEW, CHANGE = "adapters.view_adapter", bulk_actions.CHANGE
 LIST_PARAMS = {"q", "base", "type", "tag", "tag_mode", "active", "favorite", "status", "root", "dup", "unused", "sort"}
 LIST_PARAMS |= {"update"}
 LIST_PARAMS |= {"page"}
@@ -163,56 +163,40 @@ def update_adapter(request: HttpRequest, adapter_id: int, payload: schemas.Adapt
     return adapter_detail(_adapter(adapter_id))
 
 
-def _bulk_ids(payload: schemas.BulkIn) -> tuple[list[int], int]:
-    if (payload.ids is None) == (payload.filter is None):
-        raise HttpError(422, "Give either 'ids' (a list of adapter ids) or 'filter' (a gallery query string).")
-    if payload.filter is not None:
-        query = gallery.parse(QueryDict(payload.filter))
-        if query.notices:
-            raise HttpError(422, "Invalid filter: " + " ".join(query.notices))
-        return gallery.matching_ids(payload.filter), 0
-    wanted = list(dict.fromkeys(payload.ids or []))
-    if not wanted:
-        raise HttpError(422, "'ids' is empty: name at least one adapter.")
-    found = bulk_edit.existing_ids(wanted)
-    return found, len(wanted) - len(found)
-
-
-@router.post("/adapters/bulk", response={200: schemas.BulkOut, 403: schemas.Error, 422: schemas.Error})
+@router.post(
+    "/adapters/bulk", response={200: schemas.BulkOut, 403: schemas.Error, 409: schemas.Error, 422: schemas.Error}
+)
 def bulk(request: HttpRequest, payload: schemas.BulkIn):
-    """One action over ids or over every match of a gallery filter (e.g. deactivate all never-used LoRAs)."""
+    """One action over ids or over every match of a gallery filter (e.g. deactivate all never-used LoRAs);
+    the actions, permissions and messages of the library's bulk bar (``adapters.bulk_actions``)."""
+    action = bulk_actions.ACTIONS[payload.action]
     require(request, CHANGE, "change adapters in bulk")
-    if payload.action == "remove":
-        require(request, DELETE, "remove adapters from the catalog")
-    ids, missing = _bulk_ids(payload)
-    user, action = request.user, payload.action
-    changed = 0
+    for permission in action.permissions:
+        require(request, permission, f"run '{action.name}' in bulk")
+    if payload.ids is not None and not payload.ids:
+        raise HttpError(422, "'ids' is empty: name at least one adapter.")
     try:
-        if ids:
-            if action in ("activate", "deactivate"):
-                changed = bulk_edit.set_active(ids, action == "activate", by=user)
-            elif action in ("favorite", "unfavorite"):
-                changed = bulk_edit.set_favorite(ids, action == "favorite", by=user)
-            elif action in ("add_tags", "remove_tags"):
-                if not payload.tags:
-                    raise HttpError(422, f"'{action}' needs 'tags': a list of tag names.")
-                edit = bulk_edit.add_tags if action == "add_tags" else bulk_edit.remove_tags
-                changed = edit(ids, payload.tags, by=user)
-            elif action == "set_base_model":
-                if payload.base_model is None:
-                    raise HttpError(422, "'set_base_model' needs 'base_model'.")
-                changed = bulk_edit.set_base_model(ids, payload.base_model, by=user)
-            else:
-                changed = bulk_edit.remove_from_catalog(ids, by=user)
-    except ValueError as exc:
+        chosen = selection.resolve(ids=payload.ids, filter=payload.filter)
+    except selection.InvalidSelection as exc:
         raise HttpError(422, str(exc)) from exc
-    latest = bulk_edit.latest_undoable(user)
+    for need in action.needs:
+        if not getattr(payload, need):
+            raise HttpError(422, f"'{action.name}' needs '{need}'.")
+    params = bulk_actions.Params(tags=tuple(payload.tags or ()), base_model=payload.base_model or "")
+    done = None
+    if chosen.ids:
+        try:
+            done = bulk_actions.perform(action.name, chosen.ids, params, request.user)
+        except bulk_actions.Refused as exc:
+            raise HttpError(409, str(exc)) from exc
+        except ValueError as exc:
+            raise HttpError(422, str(exc)) from exc
     return {
-        "action": action,
-        "matched": len(ids),
-        "changed": changed,
-        "skipped_missing": missing,
-        "undoable": bool(ids) and latest is not None and latest.action == action,
+        "action": action.name,
+        "matched": len(chosen.ids),
+        "changed": done.changed if done else 0,
+        "skipped_missing": chosen.missing,
+        "undoable": done.undoable if done else False,
     }
 
 

@@ -3,12 +3,12 @@ The same ``adapters.civitai_runs`` functions as the pages, the admin and ``manag
 
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, QueryDict
+from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Router
 from ninja.errors import HttpError
 
-from adapters import bulk_edit, civitai_lookup, civitai_runs, gallery
+from adapters import civitai_lookup, civitai_runs, selection
 from adapters.models import Adapter, CivitaiRecord, CivitaiRun
 from api import schemas
 from api.auth import require
@@ -78,15 +78,12 @@ def start_run(request: HttpRequest, payload: schemas.CivitaiRunIn):
     given = [payload.ids is not None, payload.filter is not None, payload.mode is not None]
     if sum(given) > 1:
         raise HttpError(422, "Give one of 'ids', 'filter' or 'mode'.")
-    if payload.filter is not None:
-        query = gallery.parse(QueryDict(payload.filter))
-        if query.notices:
-            raise HttpError(422, "Invalid filter: " + " ".join(query.notices))
-        ids = gallery.matching_ids(payload.filter)
-    elif payload.ids is not None:
-        ids = bulk_edit.existing_ids(payload.ids)
-    else:
+    if payload.ids is None and payload.filter is None:
         return 202, run_out(_start(request, payload.mode or CivitaiRun.Mode.DUE))
+    try:
+        ids = selection.resolve(ids=payload.ids, filter=payload.filter).ids
+    except selection.InvalidSelection as exc:
+        raise HttpError(422, str(exc)) from exc
     if not ids:
         raise HttpError(422, "No adapter matches: nothing to look up.")
     return 202, run_out(_start(request, CivitaiRun.Mode.SELECTED, ids))

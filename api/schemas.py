@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from ninja import Schema
 from pydantic import BeforeValidator, ConfigDict, Field
 
+from adapters import bulk_actions
 from adapters.forms import MAX_TAGS, MAX_TRIGGER_WORDS, WEIGHT_LIMIT
 from adapters.gallery import MAX_PAGE
 from adapters.models import BaseModel
@@ -116,9 +117,9 @@ class AdapterUpdate(Strict):
 
 
 class BulkIn(Strict):
-    action: Literal[
-        "activate", "deactivate", "favorite", "unfavorite", "add_tags", "remove_tags", "set_base_model", "remove"
-    ]
+    action: Literal[tuple(bulk_actions.ACTIONS)] = Field(  # type: ignore[valid-type]
+        description="one of the library's bulk actions (adapters.bulk_actions.ACTIONS)"
+    )
     ids: list[Id] | None = Field(None, max_length=100_000, description="adapter ids; or give `filter`")
     filter: Text | None = Field(
         None, max_length=4000, description="a gallery query string (e.g. 'unused=never&active=1'): every match"

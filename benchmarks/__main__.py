@@ -22,6 +22,7 @@ REGISTRY: dict[str, str] = {
     "dashboard": "benchmarks.dashboard",
     "archive": "benchmarks.archive",
     "civitai": "benchmarks.civitai",
+    "startup": "benchmarks.startup",
 }
 
 

@@ -4,8 +4,8 @@ import of 10,000 adapters.
 
 Targets: export and import each reach >= 0.8 of the plain copy's throughput. The plain copy is
 ``shutil.copyfile`` of every weights file into a fresh folder (what ``cp -r`` does). Export writes the
-same bytes into one ZIP (stored, CRC-32; hashes come from the hash cache); import additionally reads
-the ZIP, verifies every sha256 and moves the files into place.
+same bytes into one ZIP through ``ZipFile.open`` (stored, CRC-32) and hashes each file's sha256 as it
+writes it; import additionally reads the ZIP, verifies every sha256 and moves the files into place.
 """
 
 from __future__ import annotations

@@ -399,7 +399,8 @@ def build(composition: Composition, info: backends.ServerInfo | None = None) -> 
 
 
 def payload(composition: Composition, prompt: str, negative: str) -> dict:
-    """The txt2img body. `sd_model_checkpoint` (not override_settings) so an unknown name fails loudly (A4)."""
+    """The txt2img body. `sd_model_checkpoint` (not override_settings) so an unknown name fails loudly
+    (docs/sdnext-contract.md §5)."""
     body = {
         "prompt": prompt,
         "negative_prompt": negative,

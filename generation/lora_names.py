@@ -1,7 +1,7 @@
 """Which name each catalog adapter has on an SD.Next backend (the name in `<lora:name:weight>`).
 
 SD.Next names a LoRA by its file stem with '.' replaced by '_' and also resolves the relative path
-and the raw basename (reference A8). We read its list (/sdapi/v1/loras) and match every entry to an
+and the raw basename (docs/sdnext-contract.md §9). We read its list (/sdapi/v1/loras) and match every entry to an
 adapter, strongest evidence first: the hash in its metadata (sshs_model_hash), the same file path,
 the same file stem, then the alias (ss_output_name) or name. The result is stored per backend so the
 composer and the linter never call SD.Next while a user types.

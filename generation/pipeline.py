@@ -1,7 +1,7 @@
 """One generation, start to finish: SD.Next's blocking txt2img on one thread, /progress polled on this one.
 
 SD.Next holds the txt2img request until the job ends and only reports progress when polled
-(reference A2, A6), so the request runs on a helper thread with its own client while this thread
+(docs/sdnext-contract.md §4, §7), so the request runs on a helper thread with its own client while this thread
 polls about twice a second, passes each reading to the reporter, watches for a cancel request
 (then sends /interrupt and still waits for the answer: SD.Next returns what it finished) and keeps
 the backend lock alive. The txt2img is never resent once it may have started.
@@ -38,7 +38,7 @@ ABANDONED = (
     "Cancelled. SD.Next did not answer after it was asked to interrupt, so the worker stopped waiting for it "
     "(nothing was resent); if SD.Next is stuck, restart it."
 )
-INTERRUPT_AGAIN_SECONDS = 2.0  # a late phase can reset SD.Next's interrupt flag (A7): say it again
+INTERRUPT_AGAIN_SECONDS = 2.0  # a late phase can reset SD.Next's interrupt flag (§8): say it again
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""HTTP client for SD.Next's API (see /work/shared/reference/sdnext-api.md).
+"""HTTP client for SD.Next's API: the subset written down in docs/sdnext-contract.md.
 
 SD.Next runs one generation at a time and a txt2img call blocks until the job is done, so the client
 uses a short connect timeout, a normal read timeout for small calls and a long one for txt2img. Only
@@ -190,7 +190,7 @@ class SDNextClient:
         self._call("POST", "/sdapi/v1/refresh-loras", expect=None)
 
     def options(self) -> dict:
-        """Only options that differ from SD.Next's defaults (A10)."""
+        """Only options that differ from SD.Next's defaults (docs/sdnext-contract.md §10)."""
         return self._call("GET", "/sdapi/v1/options", expect=dict)
 
     def progress(self, with_preview: bool = False) -> dict:
@@ -347,7 +347,7 @@ class SDNextClient:
         return None
 
     def _http_error(self, response: requests.Response, path: str) -> SDNextError:
-        """Map an error status to an exception, reading SD.Next's A11 body, FastAPI's 422 or plain text."""
+        """Map an error status to an exception, reading SD.Next's error body (§11), FastAPI's 422 or plain text."""
         status, detail = response.status_code, _error_detail(response)
         if status == 401:
             return SDNextAuthError(
@@ -381,7 +381,7 @@ class SDNextClient:
 
 
 def _error_detail(response: requests.Response) -> str:
-    """SD.Next's error text from an A11 body, a 422 field list, a bare JSON string or a non-JSON body."""
+    """SD.Next's error text from its error body (§11), a 422 field list, a bare JSON string or a non-JSON body."""
     try:
         body = response.json()
     except ValueError:

@@ -12,7 +12,7 @@ class LoraManagerConfig(AppConfig):
         from lora_manager.runs.periodic import Periodic
 
         post_migrate.connect(ensure_roles_after_migrate, dispatch_uid="lora_manager.ensure_roles")
-        # The janitor: fails runs and generations whose RQ job died (lora_manager.runs).
+        # The janitor: fails runs and generations whose RQ job died (lora_manager.runs.tracked).
         self.periodic_jobs = (
-            Periodic("janitor", "lora_manager.runs.janitor", lambda: settings.JANITOR_SECONDS, at_front=True),
+            Periodic("janitor", "lora_manager.runs.tracked.janitor", lambda: settings.JANITOR_SECONDS, at_front=True),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -42,9 +43,14 @@ SDNEXT_TIMEOUT = env.env_int("SDNEXT_TIMEOUT", 900, minimum=10, maximum=24 * 360
 ADMIN_USER = env.env_str("ADMIN_USER", "admin")
 ADMIN_PASSWORD = env.env_str("ADMIN_PASSWORD", "")
 
+# Every manage.py command imports every installed app, so apps here must be cheap to import (issue 17,
+# tests/lora_manager/test_command_startup.py). Not here, therefore: daphne (its app module imports twisted
+# and only adds `runserver`; `make run` starts daphne itself), ninja (its package imports pydantic and the
+# whole API framework) and django_rq (its package imports redis-py and rq, ~0.15 s); their templates,
+# template tags and static files are added below instead, and lora_manager offers django_rq's `rqworker`.
+# The admin discovers its admin.py modules when the URLconf loads (lora_manager/lazy_admin.py).
 INSTALLED_APPS = [
-    "daphne",
-    "django.contrib.admin",
+    "lora_manager.lazy_admin.LazyAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -53,7 +59,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
-    "django_rq",
     "channels",
     "template_partials",
     "lora_manager",
@@ -62,7 +67,6 @@ INSTALLED_APPS = [
     "recommendations",
     "archive",
     "api",
-    "ninja",  # serves the API docs' Swagger UI from our static files (the CSP allows no CDN)
     "axes",  # login throttling (docs/security.md)
 ]
 
@@ -85,6 +89,12 @@ MIDDLEWARE = [
     "lora_manager.outages.RedisOutageMiddleware",  # last: the first to see a view's Redis error
 ]
 
+# Packages used as apps without being installed apps (above), found without importing them: django-ninja's
+# templates and static files serve the API docs' Swagger UI from our own origin (the CSP allows no CDN;
+# api/main.py renders the page); django-rq's serve its dashboard at /admin/rq/.
+NINJA_DIR = Path(importlib.util.find_spec("ninja").origin).parent
+RQ_DIR = Path(importlib.util.find_spec("django_rq").origin).parent
+
 ROOT_URLCONF = "lora_manager.urls"
 ASGI_APPLICATION = "lora_manager.asgi.application"
 WSGI_APPLICATION = None
@@ -92,9 +102,13 @@ WSGI_APPLICATION = None
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [BASE_DIR / "templates", NINJA_DIR / "templates", RQ_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            "libraries": {  # the RQ dashboard's template tags (an installed app's would be found by themselves)
+                "django_rq": "django_rq.templatetags.django_rq",
+                "jquery_path": "django_rq.templatetags.jquery_path",
+            },
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -126,7 +140,6 @@ RQ_QUEUES = {
     # One queue per SD.Next backend: it runs one job at a time, so queue positions are honest.
     **{f"generation-{name}": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": SDNEXT_TIMEOUT + 600} for name in SDNEXT_BACKENDS},
 }
-RQ_SHOW_ADMIN_LINK = True
 # Background work that survives faults (docs/operations.md): a worker counts as alive while its last
 # heartbeat is younger than WORKER_TTL s (run_worker heartbeats well within it); the janitor settles
 # rows whose job died every JANITOR_SECONDS s, on RQ's scheduler.
@@ -192,7 +205,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [BASE_DIR / "static", NINJA_DIR / "static", RQ_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

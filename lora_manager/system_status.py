@@ -146,7 +146,7 @@ def backend_status(name: str) -> dict[str, Any]:
     except SDNextError as exc:
         return {"name": name, "ok": False, "configured": True, "url": backend.url, "error": str(exc)}
     state = progress.get("state") if isinstance(progress.get("state"), dict) else {}
-    # Idle ⇔ state.job == "" (sdnext-api.md): after a job `progress` stays at its last value, even 1.0.
+    # Idle ⇔ state.job == "" (docs/sdnext-contract.md §7): after a job `progress` stays at its last value, even 1.0.
     busy = bool(str(state.get("job") or "").strip())
     return {
         "name": name,

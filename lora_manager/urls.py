@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 
 from lora_manager import dashboard_views, views
 
+admin.autodiscover()  # not at start-up: lora_manager/lazy_admin.py
 admin.site.site_header = "LoRA Manager administration"
 admin.site.site_title = "LoRA Manager admin"
 

@@ -100,7 +100,7 @@ def ready() -> tuple[index.Snapshot | None, str | None, str]:
 
 
 def lora_token(adapter: Adapter, paths: list[str]) -> str:
-    """As the adapter page's copy button (adapters.detail_views.lora_prompt): alias, else file stem, else name."""
+    """As the adapter page's copy button (adapters.views.detail.lora_prompt): alias, else file stem, else name."""
     stem = adapter.alias or (PurePath(paths[0]).stem if paths else adapter.name)
     weight = adapter.preferred_weight if adapter.preferred_weight is not None else 1.0
     return f"<lora:{stem}:{weight:g}>"

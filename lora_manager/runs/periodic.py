@@ -16,10 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-import django_rq
 from django.apps import apps
 from django.utils.module_loading import import_string
-from rq.job import Job
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +54,9 @@ def find(name: str) -> Periodic:
 
 def scheduled_ids(job: Periodic) -> list[str]:
     """The scheduled links of this chain; links calling a stale dotted path are removed, not counted."""
+    import django_rq  # not at the top: every AppConfig.ready() imports this module (issue 17, fast commands)
+    from rq.job import Job
+
     registry = django_rq.get_queue(job.queue).scheduled_job_registry
     ids = [job_id for job_id in registry.get_job_ids() if job_id.startswith(job.job_prefix)]
     links = Job.fetch_many(ids, connection=registry.connection)
@@ -68,6 +69,8 @@ def scheduled_ids(job: Periodic) -> list[str]:
 
 def schedule(job: Periodic) -> bool:
     """Schedule the next run unless one is scheduled or the job is switched off; True when it scheduled."""
+    import django_rq
+
     seconds = job.seconds()
     if not seconds or scheduled_ids(job):
         return False

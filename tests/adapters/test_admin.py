@@ -40,9 +40,9 @@ def test_activate_deactivate_favorite_remove(admin_client_logged, catalog):
     assert Adapter.objects.filter(active=False).count() == 2
     act(admin_client_logged, "activate", catalog[:1])
     assert Adapter.objects.filter(active=False).count() == 1
-    act(admin_client_logged, "mark_favorite", catalog)
+    act(admin_client_logged, "favorite", catalog)
     assert Adapter.objects.filter(favorite=True).count() == 3
-    act(admin_client_logged, "remove_from_catalog", catalog[2:])
+    act(admin_client_logged, "remove", catalog[2:])
     assert Adapter.objects.count() == 2
 
 
@@ -50,7 +50,7 @@ def test_tags_and_base_model_actions_ask_then_apply(admin_client_logged, catalog
     form = act(admin_client_logged, "add_tags", catalog)
     assert b'name="tags"' in form.content
     response = act(admin_client_logged, "add_tags", catalog, apply="1", tags="Anime, pixel art")
-    assert "6 tag assignments added" in response.content.decode()
+    assert "6 tag links added (anime, pixel art)" in response.content.decode()
     assert set(Tag.objects.values_list("name", flat=True)) >= {"anime", "pixel art"}
     act(admin_client_logged, "remove_tags", catalog[:1], apply="1", tags="anime")
     assert Adapter.objects.filter(tags__name="anime").count() == 2

@@ -9,8 +9,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from adapters.detail_views import lora_prompt
 from adapters.models import Adapter
+from adapters.views.detail import lora_prompt
 from tests.conftest import make_user
 from tests.e2e.conftest import ARTIFACTS, login
 

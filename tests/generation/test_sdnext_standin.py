@@ -1,4 +1,4 @@
-"""The SD.Next stand-in keeps the contract in reference/sdnext-api.md, so client tests against it mean something."""
+"""The SD.Next stand-in keeps the contract in docs/sdnext-contract.md, so client tests against it mean something."""
 
 from __future__ import annotations
 

@@ -29,7 +29,11 @@ def named_paths() -> list[tuple[str, str]]:
 
 def test_the_scan_finds_the_paths_rq_and_the_worker_use():
     paths = {value for _, value in named_paths()}
-    expected = {"lora_manager.runs.on_job_failure", "lora_manager.runs.workers.Worker", "generation.tasks.generate"}
+    expected = {
+        "lora_manager.runs.tracked.on_job_failure",
+        "lora_manager.runs.workers.Worker",
+        "generation.tasks.generate",
+    }
     assert expected <= paths
 
 

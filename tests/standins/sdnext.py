@@ -1,7 +1,7 @@
 """SD.Next STAND-IN: a small real HTTP server that follows the SD.Next API contract. It is NOT SD.Next.
 
 SD.Next needs a GPU and cannot run here, so tests and `make demo` talk to this instead. It speaks the
-contract in /work/shared/reference/sdnext-api.md (routes, status codes, error bodies, blocking
+contract in docs/sdnext-contract.md (routes, status codes, error bodies, blocking
 one-at-a-time txt2img, progress, interrupt/skip, LoRA listing and naming) and renders real JPEG
 images labelled "SD.Next stand-in". Faults can be injected with `set_fault` to test clients.
 
@@ -95,7 +95,8 @@ _as_int, _as_float = _number(int, "integer", "an"), _number(float, "number", "a"
 _STR = _typed(str, "string_type", "Input should be a valid string")
 _DICT = _typed(dict, "dict_type", "Input should be a valid dictionary")
 _LIST = _typed(list, "list_type", "Input should be a valid list")
-# (converter, default) per txt2img field; everything is optional and unknown fields are ignored (A4).
+# (converter, default) per txt2img field; everything is optional and unknown fields are ignored
+# (docs/sdnext-contract.md §5).
 TXT2IMG_FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "prompt": (_STR, ""), "negative_prompt": (_STR, ""), "styles": (_LIST, None),
     "seed": (_as_int, -1), "subseed": (_as_int, -1), "subseed_strength": (_as_float, 0.0),
@@ -314,7 +315,7 @@ class SDNextStandIn:
 
     def _route(self, method: str, path: str, query: dict[str, str], raw: bytes) -> _Reply:
         route = self._routes.get((method, path))
-        if route is None:  # Starlette's own 404/405 body, not the A11 one
+        if route is None:  # Starlette's own 404/405 body, not SD.Next's error body (§2, §11)
             if any(p == path for _, p in self._routes):
                 return _Reply.json({"detail": "Method Not Allowed"}, 405)
             return _Reply.json({"detail": "Not Found"}, 404)
@@ -364,7 +365,7 @@ class _Reply:
 
 
 def _fault_500(options: dict[str, Any]) -> _Reply:
-    """An uncaught exception as SD.Next reports it: A11 body with the message in `errors`, or the TypeError
+    """An uncaught exception as SD.Next reports it: its error body (§11) with the message in `errors`, or the TypeError
     case (a bare JSON string), or a plain-text page such as a reverse proxy would send."""
     message = options.get("detail", "CUDA out of memory. Tried to allocate 2.00 GiB")
     form = options.get("form", "a11")

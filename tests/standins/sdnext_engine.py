@@ -1,6 +1,6 @@
 """SD.Next STAND-IN engine (not a real SD.Next): request checks, LoRA folder, job state and fake images.
 
-No model runs here. The engine only follows the contract in /work/shared/reference/sdnext-api.md
+No model runs here. The engine only follows the contract in docs/sdnext-contract.md
 closely enough that a client can be tested against it: a global queue lock, step-by-step progress,
 interrupt/skip, LoRA name resolution and the `info` JSON. The HTTP layer is in `sdnext.py`.
 """
@@ -45,7 +45,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
 
 
 class ApiError(Exception):
-    """An error SD.Next reports through its A11 handler (HTTPException or an uncaught exception)."""
+    """An error SD.Next reports through its exception handler (§11) (HTTPException or an uncaught exception)."""
 
     def __init__(self, status: int, detail: str, error: str = "HTTPException", errors: str | None = None):
         super().__init__(detail)
@@ -71,7 +71,7 @@ def read_safetensors_metadata(path: Path) -> dict:
     metadata = header.get("__metadata__") if isinstance(header, dict) else None
     if not isinstance(metadata, dict):
         return {}
-    for key, value in metadata.items():  # SD.Next decodes values that are themselves JSON objects (B1)
+    for key, value in metadata.items():  # SD.Next decodes values that are themselves JSON objects (§9)
         if isinstance(value, str) and value.startswith("{"):
             with contextlib.suppress(ValueError):
                 metadata[key] = json.loads(value)
@@ -79,7 +79,7 @@ def read_safetensors_metadata(path: Path) -> dict:
 
 
 class LoraLibrary:
-    """The LoRA folder as SD.Next sees it: name / fullname / alias per file (A8)."""
+    """The LoRA folder as SD.Next sees it: name / fullname / alias per file (§9)."""
 
     def __init__(self, root: Path | None):
         self.root = root
@@ -123,7 +123,7 @@ class LoraLibrary:
 
 
 def requested_loras(prompt: str, default_multiplier: float = 1.0) -> list[str]:
-    """Names from `<lora:...>` tags (A9), leaving out tags whose text-encoder and UNet weights are all 0."""
+    """Names from `<lora:...>` tags (§9), leaving out tags whose text-encoder and UNet weights are all 0."""
     names = []
     for kind, body in TAG_RE.findall(prompt):
         items = body.split(":")
@@ -200,7 +200,7 @@ def _timestamp() -> str:
 
 
 class JobState:
-    """`shared.state`: what /progress and /status report; flags are reset by every begin() (A7)."""
+    """`shared.state`: what /progress and /status report; flags are reset by every begin() (§8)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -211,7 +211,7 @@ class JobState:
         self.skipped = self.interrupted = False
         self.time_start = time.time()
         # What /progress says while idle. Real SD.Next keeps the last job's sampling_step, so an idle
-        # server can report 1.0 (sdnext-api.md); 0.0 by default, tests set 1.0 to see that case.
+        # server can report 1.0 (docs/sdnext-contract.md §7); 0.0 by default, tests set 1.0 to see that case.
         self.idle_progress = 0.0
 
     def begin(self, job: str, job_count: int, job_no: int, steps: int, seed: int) -> None:
@@ -333,7 +333,7 @@ class Engine:
                     return {"images": [], "parameters": params, "info": ""}
                 self.options["sd_model_checkpoint"] = checkpoint["title"]
             model = self.model()
-            if model is None:  # no checkpoint loaded: a "soft" failure with 200 (A5)
+            if model is None:  # no checkpoint loaded: a "soft" failure with 200 (§6)
                 return {"images": [], "parameters": params, "info": ""}
             return self._generate(params, sampler, model, on_start)
 

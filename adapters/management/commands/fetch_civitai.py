@@ -3,7 +3,6 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from adapters import civitai_lookup, civitai_runs
 from adapters.models import CivitaiRun
 
 
@@ -21,6 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one summary object on stdout")
 
     def handle(self, *args, **options):
+        # Imported here, not at the top: `--help` and `manage.py help` stay light (issue 17).
+        from adapters import civitai_lookup, civitai_runs
+
         if not civitai_lookup.enabled():
             raise CommandError("Civitai lookups are switched off: set LORA_MANAGER_CIVITAI_URL (see docs/civitai.md).")
         if options["ids"]:

@@ -2,17 +2,21 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from adapters.info import adapter_info, find_adapter
-
 
 class Command(BaseCommand):
     help = "Print what the catalog knows about one LoRA, found by file path or sha256 (full or prefix)."
+    # A quick look-up: skip the system checks, which import the whole web app (URLconf, views, ModelAdmins,
+    # template tags) and cost more than the look-up (issue 17). `manage.py check` runs them all.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("path_or_sha256")
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **options):
+        # Imported here, not at the top: `--help` and `manage.py help` stay light (issue 17).
+        from adapters.info import adapter_info, find_adapter
+
         adapter = find_adapter(options["path_or_sha256"])
         if adapter is None:
             raise CommandError(

@@ -3,12 +3,15 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from adapters import scan_runs
 from adapters.models import ScanRun
 
 
 class Command(BaseCommand):
     help = "Scan LoRA folders (default: the configured library roots) into the catalog, then hash new files."
+    # Run from cron and scripts: skip the system checks, which import the whole web app (URLconf, views,
+    # ModelAdmins, template tags) and cost more than scanning an unchanged library (issue 17). The web
+    # process runs none either; `manage.py check` runs them all.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="*", help="folders to scan (each becomes a library root)")
@@ -16,6 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one summary object on stdout")
 
     def handle(self, *args, **options):
+        # Imported here, not at the top: `--help` and `manage.py help` stay light (issue 17).
+        from adapters import scan_runs
+
         run = ScanRun.objects.create(roots=options["paths"], hash_files=not options["no_hash"])
         stderr = sys.stderr
 

@@ -1,8 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from archive import exporting
-from archive.progress import echo_progress
-
 
 class Command(BaseCommand):
     help = "Write the library (adapters, tags, presets, feedback, files) to a ZIP archive; see docs/archive.md."
@@ -14,6 +11,10 @@ class Command(BaseCommand):
         parser.add_argument("--tag", action="append", default=[], help="only adapters with this tag (repeatable)")
 
     def handle(self, *args, **options):
+        # Imported here, not at the top: `--help` and `manage.py help` stay light (issue 17).
+        from archive import exporting
+        from archive.command_output import echo_progress
+
         try:
             result = exporting.export_library(
                 options["out"],

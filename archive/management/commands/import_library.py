@@ -1,9 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from archive import importing
-from archive.checking import ArchiveRefused
-from archive.planning import ON_CONFLICT
-from archive.progress import describe_plan, echo_progress
+# archive.planning.ON_CONFLICT, spelled out: importing archive.planning (Pillow, requests) for `--help` made
+# every look at this command slow (issue 17); tests/lora_manager/test_command_startup.py checks they agree.
+ON_CONFLICT = ("skip", "update", "keep-both")
 
 
 class Command(BaseCommand):
@@ -19,6 +18,11 @@ class Command(BaseCommand):
         parser.add_argument("--library-dir", help="library folder for the archive's files (default: see docs)")
 
     def handle(self, *args, **options):
+        # Imported here, not at the top: `--help` and `manage.py help` stay light (issue 17).
+        from archive import importing
+        from archive.checking import ArchiveRefused
+        from archive.command_output import describe_plan, echo_progress
+
         try:
             result = importing.import_archive(
                 options["archive"],

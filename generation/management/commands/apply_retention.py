@@ -2,8 +2,6 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from generation import retention
-
 
 class Command(BaseCommand):
     help = "Remove old generation jobs and their images by the retention policy (never pinned, rated or running ones)."
@@ -14,6 +12,9 @@ class Command(BaseCommand):
         parser.add_argument("--keep-days", type=int, help="override LORA_MANAGER_RETENTION_KEEP_DAYS")
 
     def handle(self, *args, **options):
+        # Imported here, not at the top: `--help` and `manage.py help` stay light (issue 17).
+        from generation import retention
+
         current = retention.policy()
         jobs = current.keep_jobs if options["keep_jobs"] is None else options["keep_jobs"]
         days = current.keep_days if options["keep_days"] is None else options["keep_days"]

@@ -11,8 +11,6 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from generation import recipes
-
 
 class Command(BaseCommand):
     help = "Import PNG, JPEG or WebP images with generation parameters (A1111, SD.Next, ComfyUI) as recipes."
@@ -22,6 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help='print {"recipes": [...]} as JSON')
 
     def handle(self, *args, **options) -> None:
+        # Imported here, not at the top: `--help` and `manage.py help` stay light (issue 17).
+        from generation import recipes
+
         imported, failed = [], 0
         paths = options["images"]
         for number, name in enumerate(paths, 1):

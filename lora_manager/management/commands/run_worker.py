@@ -5,8 +5,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import import_string
 
-from lora_manager import installation, runs
-from lora_manager.runs import periodic
+from lora_manager import installation
+from lora_manager.runs import periodic, tracked
 
 GENERATION_PREFIX = "generation-"
 
@@ -36,7 +36,7 @@ class Command(BaseCommand):
             installation.claim(django_rq.get_connection("default"))
         except installation.InstallationConflict as exc:
             raise CommandError(str(exc)) from exc
-        fixed = runs.reconcile_all()  # every reconciler the apps declared (AppConfig.ready)
+        fixed = tracked.reconcile_all()  # every reconciler the apps declared (AppConfig.ready)
         if fixed:
             self.stdout.write(f"marked {fixed} run(s) or generation(s) whose worker stopped as failed")
         for config in apps.get_app_configs():  # what the apps want done when a worker starts

@@ -3,7 +3,6 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recommendations import embedding_runs
 from recommendations.models import EmbeddingRun
 
 
@@ -15,6 +14,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one summary object on stdout")
 
     def handle(self, *args, **options):
+        # Imported here, not at the top: `--help` and `manage.py help` stay light (issue 17).
+        from recommendations import embedding_runs
+
         run = EmbeddingRun.objects.create(reason="embed_library command", rebuild=options["rebuild"])
         stderr = sys.stderr
 

@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from adapters import civitai_lookup, civitai_runs
-from adapters.detail_views import gone
 from adapters.models import Adapter, CivitaiRun, NsfwLevel
+from adapters.views.detail import gone
 
 NSFW_CHOICES = [(level.value, level.label) for level in NsfwLevel if level != NsfwLevel.XXX] + [
     (NsfwLevel.XXX.value, "Never blur")

@@ -1,4 +1,4 @@
-"""Progress of archive work, for people: throttled counts on a terminal and the plan as text."""
+"""What the archive commands print for people: throttled progress counts on a terminal and the plan as text."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Library pages. Views stay thin: the work is in gallery / bulk_edit / scanning / scan_runs."""
+"""Library pages. Views stay thin: the work is in gallery / bulk_actions / selection / scan_runs."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from adapters import bulk_edit, civitai_lookup, civitai_runs, civitai_views, gallery, scan_runs, thumbnails
+from adapters import bulk_actions, bulk_edit, civitai_lookup, gallery, scan_runs, selection, thumbnails
 from adapters.forms import BulkForm
 from adapters.models import Adapter, BaseModel, BulkAction, CivitaiRun, ScanRun
+from adapters.views.civitai import NSFW_CHOICES
 
 VIEW_COOKIE = "gallery_view"
 VIEWS = ("grid", "list")
@@ -44,7 +45,7 @@ def gallery_context(request: HttpRequest, query: gallery.GalleryQuery, view: str
         "page_prefix": f"?{querystring}&page=" if querystring else "?page=",
         "page_range": results.page.paginator.get_elided_page_range(results.page.number, on_each_side=2, on_ends=1),
         "base_choices": BaseModel.choices,
-        "bulk_actions": BulkForm.ACTIONS,
+        "bulk_actions": bulk_actions.offered(request.user),
         "civitai_enabled": civitai_lookup.enabled(),
     }
 
@@ -67,7 +68,7 @@ def library(request: HttpRequest) -> HttpResponse:
         context.update(
             civitai_run=CivitaiRun.objects.first(), nsfw_blur_above=civitai_lookup.blur_threshold(request.user)
         )
-        context["nsfw_choices"] = civitai_views.NSFW_CHOICES
+        context["nsfw_choices"] = NSFW_CHOICES
         response = render(request, "adapters/library.html", context)
     if chosen:
         response.set_cookie(
@@ -94,75 +95,53 @@ def _feedback(request: HttpRequest, context: dict, status: int = 200, refresh: b
     return response
 
 
-def _run_bulk(action: str, ids: list[int], data: dict, user) -> str:
-    """Call the one bulk_edit function for ``action``; returns what happened, as a sentence."""
-    if action in ("activate", "deactivate"):
-        count = bulk_edit.set_active(ids, action == "activate", by=user)
-        return f"{count} adapter{'s' * (count != 1)} {action}d."
-    if action in ("favorite", "unfavorite"):
-        count = bulk_edit.set_favorite(ids, action == "favorite", by=user)
-        return f"{count} adapter{'s' * (count != 1)} {'marked' if action == 'favorite' else 'no longer'} favorite."
-    if action == "add_tags":
-        count = bulk_edit.add_tags(ids, data["tag_names"], by=user)
-        return f"{count} tag link{'s' * (count != 1)} added ({', '.join(data['tag_names'])})."
-    if action == "remove_tags":
-        count = bulk_edit.remove_tags(ids, data["tag_names"], by=user)
-        return f"{count} tag link{'s' * (count != 1)} removed ({', '.join(data['tag_names'])})."
-    if action == "set_base_model":
-        count = bulk_edit.set_base_model(ids, data["base_model"], by=user)
-        return f"{count} adapter{'s' * (count != 1)} set to base model {data['base_model']}."
-    if action == "civitai":
-        run = civitai_runs.start_run(CivitaiRun.Mode.SELECTED, ids, user=user)
-        if run.adapter_ids != ids:
-            return f"Civitai lookup #{run.pk} is already running; start this one when it has finished."
-        plural = "s" * (len(ids) != 1)
-        return f"Civitai lookup #{run.pk} started for {len(ids)} adapter{plural}: progress under Civitai above."
-    count = bulk_edit.remove_from_catalog(ids, by=user)
-    final = "" if len(ids) <= bulk_edit.MAX_UNDOABLE_REMOVAL else " This removal was too large to undo."
-    return f"{count} adapter{'s' * (count != 1)} removed from the catalog (files stay on disk).{final}"
-
-
 @require_POST
 @permission_required("adapters.change_adapter", raise_exception=True)
 def bulk(request: HttpRequest) -> HttpResponse:
-    form = BulkForm(request.POST)
-    base = {"filter": gallery.parse(QueryDict(request.POST.get("filter", "")[:4000])).querystring()}
+    """One action of ``bulk_actions.ACTIONS`` over the selected adapters or every match of the filter."""
+    form = BulkForm(request.POST, actions=bulk_actions.ACTIONS)
+    raw_filter = request.POST.get("filter", "")[: selection.MAX_FILTER_LENGTH]
+    base = {"filter": gallery.parse(QueryDict(raw_filter)).querystring()}
     if not form.is_valid():
         errors = [str(e) for field_errors in form.errors.values() for e in field_errors]
         return _feedback(request, {**base, "errors": errors}, status=422)
     data = form.cleaned_data
-    action = data["action"]
-    if action == "remove" and not request.user.has_perm("adapters.delete_adapter"):
+    action = bulk_actions.ACTIONS[data["action"]]
+    if not bulk_actions.allowed(request.user, action):
         raise PermissionDenied
-    if data["scope"] == "filter":
-        ids = gallery.matching_ids(base["filter"])
-        gone = 0
-    else:
-        ids = bulk_edit.existing_ids(data["ids"])
-        gone = len(data["ids"]) - len(ids)
-    if not ids:
+    by_filter = data["scope"] == "filter"
+    try:
+        chosen = selection.resolve(filter=raw_filter) if by_filter else selection.resolve(ids=data["ids"])
+    except selection.InvalidSelection as exc:
+        return _feedback(request, {**base, "errors": [str(exc)]}, status=422)
+    if not chosen.ids:
         message = (
             "None of the selected adapters exist any more: they were removed, perhaps by someone else. "
             "The list is now up to date."
-            if gone
+            if chosen.missing
             else "Nothing matches this filter any more."
         )
         return _feedback(request, {**base, "errors": [message]}, status=409, refresh=True)
-    if action == "remove" and not data["confirm"]:
+    if action.confirm and not data["confirm"]:
         context = {
             **base,
             "confirm": True,
-            "count": len(ids),
-            "ids": data["ids"] if data["scope"] != "filter" else [],
+            "action": action,
+            "count": len(chosen.ids),
+            "ids": [] if by_filter else data["ids"],
             "scope": data["scope"],
-            "undoable": len(ids) <= bulk_edit.MAX_UNDOABLE_REMOVAL,
+            "undoable": action.undo is not None and len(chosen.ids) <= bulk_edit.MAX_UNDOABLE_REMOVAL,
         }
         return _feedback(request, context)
+    params = bulk_actions.Params(tags=tuple(data["tag_names"]), base_model=data.get("base_model") or "")
     try:
-        message = _run_bulk(action, ids, data, request.user)
+        done = bulk_actions.perform(action.name, chosen.ids, params, request.user)
+    except bulk_actions.Refused as exc:
+        return _feedback(request, {**base, "errors": [str(exc)]}, status=409)
     except ValueError as exc:
         return _feedback(request, {**base, "errors": [str(exc)]}, status=422)
-    if gone:
+    message = done.message
+    if gone := chosen.missing:
         exist = "exist" if gone != 1 else "exists"
         message += f" Skipped {gone} selected adapter{'s' * (gone != 1)} that no longer {exist} (removed meanwhile)."
     undo = bulk_edit.latest_undoable(request.user)
@@ -178,7 +157,7 @@ def undo(request: HttpRequest, pk: int) -> HttpResponse:
         message = "Only your last bulk action can be undone, and only once."
         return _feedback(request, {"errors": [message]}, status=409, refresh=True)
     try:
-        message = bulk_edit.undo(action)
+        message = bulk_actions.undo(action)
     except ValueError as exc:
         return _feedback(request, {"errors": [str(exc)]}, status=409, refresh=True)
     return _feedback(request, {"message": message}, refresh=True)
