@@ -7,7 +7,6 @@ every scan leaves the same record (counts, issues, timings) whoever started it.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 from django.conf import settings
@@ -66,11 +65,8 @@ def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, s
     def work(run: ScanRun, reporter: realtime.RunReporter) -> None:
         summary = scanning.scan(run.roots or None, progress=reporter)
         if run.hash_files:
-            counts = identity.hash_pending(workers=settings.HASH_WORKERS, progress=reporter)
-            if settle_wait and counts["postponed"]:
-                time.sleep(SETTLE_SECONDS + 0.5)
-                again = identity.hash_pending(workers=settings.HASH_WORKERS, progress=reporter)
-                counts = {key: again[key] + (counts[key] if key != "postponed" else 0) for key in counts}
+            wait = SETTLE_SECONDS + 0.5 if settle_wait else 0.0  # each file as soon as it has settled
+            counts = identity.hash_pending(workers=settings.HASH_WORKERS, progress=reporter, settle_wait=wait)
             summary.hashed, summary.postponed = counts["hashed"], counts["postponed"]
             summary.relinked += counts["relinked"]
             summary.errors += counts["errors"]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -59,6 +60,19 @@ class ScanSummary:
 
     def counts(self) -> dict[str, int]:
         return {k: v for k, v in self.__dict__.items() if k != "issues"}
+
+
+class KnownFile(NamedTuple):
+    """What the catalog knows of a file, enough to tell it unchanged (model instances cost more than the rescan)."""
+
+    pk: int
+    path: str
+    size: int
+    mtime_ns: int
+    sidecar_signature: str
+    status: str
+    adapter_id: int
+    header_sha256: str
 
 
 @dataclass
@@ -181,8 +195,8 @@ class _Writer:
         self,
         root: LibraryRoot,
         summary: ScanSummary,
-        existing: dict[str, AdapterFile],
-        vanished: dict[int, AdapterFile],
+        existing: dict[str, KnownFile],
+        vanished: dict[int, KnownFile],
     ) -> None:
         self.root, self.summary, self.existing, self.vanished = root, summary, existing, vanished
         self.pending: list[tuple[FoundFile, FileRead, str]] = []
@@ -211,8 +225,9 @@ class _Writer:
             wanted = {self.existing[f.path].adapter_id for f, _, _ in changed} | {r.adapter_id for r in relink.values()}
             adapters_to_update: dict[int, Adapter] = {}
             known = Adapter.objects.in_bulk(wanted)
+            rows = AdapterFile.objects.in_bulk([self.existing[f.path].pk for f, _, _ in changed])
             for found, read, signature in changed:
-                row = self.existing[found.path]
+                row = rows[self.existing[found.path].pk]
                 adapter = known[row.adapter_id]
                 _skip_own_writes(row, found, read)
                 self._refresh_row(row, found, read, signature, now)
@@ -303,9 +318,9 @@ class _Writer:
         if not fingerprints:
             return {}
         rows = list(AdapterFile.objects.filter(header_sha256__in=fingerprints).exclude(status=FileStatus.PRESENT))
-        rows += [
-            row for row in self.vanished.values() if row.header_sha256 in fingerprints and row.pk not in self.relinked
-        ]
+        moved = [k.pk for k in self.vanished.values() if k.header_sha256 in fingerprints and k.pk not in self.relinked]
+        if moved:
+            rows += AdapterFile.objects.filter(pk__in=moved)
         return {(row.header_sha256, row.size): row for row in rows}
 
     @staticmethod
@@ -360,7 +375,8 @@ def scan_root(root: LibraryRoot, summary: ScanSummary, progress: Progress | None
         )
         LibraryRoot.objects.filter(pk=root.pk).update(online=False)
         return affected
-    existing = {row.path: row for row in AdapterFile.objects.filter(root=root)}
+    known = AdapterFile.objects.filter(root=root).values_list(*KnownFile._fields)
+    existing = {row.path: row for row in map(KnownFile._make, known)}
     to_read: list[tuple[FoundFile, str]] = []
     seen: set[str] = set()
     back_online: list[int] = []

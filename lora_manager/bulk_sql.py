@@ -8,9 +8,11 @@ Both engines support multi-row INSERT ... RETURNING (SQLite 3.35+).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 from django.db import connection, models
 
 BATCH_ROWS = 400  # 40 columns x 400 rows stays under SQLite's 32,766 variables
@@ -18,10 +20,23 @@ BATCH_ROWS = 400  # 40 columns x 400 rows stays under SQLite's 32,766 variables
 
 def _converter(field: models.Field) -> Callable[[Any], Any]:
     if isinstance(field, models.JSONField):
+        if connection.vendor == "sqlite" and field.encoder is None:
+            return _sqlite_json
         return lambda value: None if value is None else connection.ops.adapt_json_value(value, field.encoder)
     if isinstance(field, models.DateTimeField):
         return connection.ops.adapt_datetimefield_value
     return lambda value: value
+
+
+def _sqlite_json(value: Any) -> str | None:
+    """JSON text for SQLite, by orjson (json.dumps was a fifth of a scan's writing); what orjson cannot
+    write (lone surrogates, keys that are not strings, integers over 64 bits) goes to json.dumps."""
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 def insert_returning_ids(model: type[models.Model], objects: Sequence[models.Model]) -> None:
