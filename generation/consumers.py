@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
+
 from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 
@@ -74,36 +77,65 @@ class QueueConsumer(JobsConsumer):
         )
 
 
+# Renders of one job's panel shared by every socket of this process that watches it: a status event reaches
+# each socket, and rendering the panel once per socket queued 200 renders on the one sync thread (issue 17's
+# serving bench). Keyed by the event and the two permissions the panel shows; the newest few are kept.
+_shared_panels: OrderedDict[tuple, asyncio.Future] = OrderedDict()
+_SHARED_PANELS_KEPT = 64
+
+
+def render_job_panel(pk: int, can_cancel: bool, can_submit: bool) -> tuple[str, tuple] | None:
+    """The panel's HTML and what its visibility depends on (private flag, owner), or None when the job is gone."""
+    job = GenerationJob.objects.filter(pk=pk).first()
+    if job is None:
+        return None
+    html = render_to_string("generation/_job_panel.html", page_context.job_context(job, can_cancel, can_submit))
+    return html, (job.private, job.requested_by_id)
+
+
 class JobConsumer(GenerationConsumer):
     """One job's detail panel."""
 
     async def allowed(self, user) -> bool:
         if not await super().allowed(user):
             return False
-        pk = self.scope["url_route"]["kwargs"]["pk"]
-        exists = await database_sync_to_async(GenerationJob.objects.filter(pk=pk).exists)()
-        visible = await database_sync_to_async(GenerationJob.objects.visible_to(user).filter(pk=pk).exists)()
-        return visible or not exists  # someone else's private job: refused
+        self.pk = self.scope["url_route"]["kwargs"]["pk"]
+        exists = await database_sync_to_async(GenerationJob.objects.filter(pk=self.pk).exists)()
+        self.visible_when = None  # (private, owner) for which this socket's user was last found allowed
+        return await database_sync_to_async(self.may_see)() or not exists  # someone else's private job: refused
+
+    def may_see(self) -> bool:
+        """THE rule (GenerationJob.objects.visible_to), asked again only when the job's privacy or owner changed."""
+        return GenerationJob.objects.visible_to(self.scope["user"]).filter(pk=self.pk).exists()
 
     async def get_groups(self) -> tuple[str, ...]:
-        return (JOB_GROUP.format(pk=self.scope["url_route"]["kwargs"]["pk"]),)
+        return (JOB_GROUP.format(pk=self.pk),)
 
     async def send_initial(self) -> None:
         await self.job_status({})
 
     async def job_status(self, event: dict) -> None:
-        html = await database_sync_to_async(self.render_panel)()
-        if html:
-            await self.send(text_data=html)
+        rendered = await self.shared_render(event.get("event_id"))
+        if rendered is None:
+            return
+        html, basis = rendered
+        if basis != self.visible_when:
+            if not await database_sync_to_async(self.may_see)():
+                return
+            self.visible_when = basis
+        await self.send(text_data=html)
 
-    def render_panel(self) -> str:
-        visible = GenerationJob.objects.visible_to(self.scope["user"])
-        job = visible.filter(pk=self.scope["url_route"]["kwargs"]["pk"]).first()
-        if job is None:
-            return ""
-        return render_to_string(
-            "generation/_job_panel.html", page_context.job_context(job, self.can_cancel, self.can_submit)
-        )
+    async def shared_render(self, event_id: str | None) -> tuple[str, tuple] | None:
+        render = database_sync_to_async(render_job_panel)
+        if event_id is None:  # the first render on connect: nothing to share
+            return await render(self.pk, self.can_cancel, self.can_submit)
+        key = (event_id, self.pk, self.can_cancel, self.can_submit)
+        future = _shared_panels.get(key)
+        if future is None:
+            future = _shared_panels[key] = asyncio.ensure_future(render(self.pk, self.can_cancel, self.can_submit))
+            while len(_shared_panels) > _SHARED_PANELS_KEPT:
+                _shared_panels.popitem(last=False)
+        return await asyncio.shield(future)
 
 
 class SweepConsumer(GenerationConsumer):
