@@ -14,7 +14,8 @@ from django.db import transaction
 
 from adapters import civitai_runs, identity, scanning
 from adapters.models import AdapterFile, ScanRun
-from lora_manager import realtime, runs
+from lora_manager import realtime
+from lora_manager.runs import tracked
 from recommendations.embedding_runs import request_embedding_safely
 
 log = logging.getLogger(__name__)
@@ -28,12 +29,12 @@ def active_run() -> ScanRun | None:
 def start_scan(user=None, roots: list[str] | None = None, hash_files: bool = True) -> ScanRun:
     """Queue a scan unless one is already queued or running (then that one is returned). A scan
     whose worker died is settled first, so it never blocks the next one."""
-    runs.reconcile(ScanRun, quietly=True)
+    tracked.reconcile(ScanRun, quietly=True)
     with transaction.atomic():
         running = active_run()
         if running is not None:
             return running
-        return runs.start(ScanRun, roots=roots or [], hash_files=hash_files, requested_by=user)
+        return tracked.start(ScanRun, roots=roots or [], hash_files=hash_files, requested_by=user)
 
 
 def start_first_scan() -> ScanRun | None:
@@ -78,7 +79,7 @@ def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, s
             f"{summary.found} files: {summary.added} added, {summary.updated} updated, {summary.relinked} relinked"
         )
 
-    run = runs.execute(run, work, echo, phase="listing")
+    run = tracked.execute(run, work, echo, phase="listing")
     if run.status == ScanRun.Status.SUCCEEDED:
         request_embedding_safely("scan")  # recommendations: embed what the scan changed
         _civitai_after_scan()

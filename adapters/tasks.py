@@ -9,7 +9,7 @@ from django.conf import settings
 
 from adapters import civitai_runs, identity, scan_runs, thumbnails
 from adapters.models import CivitaiRun, ScanRun
-from lora_manager.jobs import tracked
+from lora_manager.runs.jobs import tracked
 
 
 @tracked

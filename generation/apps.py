@@ -19,8 +19,8 @@ class GenerationConfig(AppConfig):
     name = "generation"
 
     def ready(self) -> None:
-        from lora_manager.periodic import Periodic
+        from lora_manager.runs.periodic import Periodic
 
-        # Worker start-up and the janitor loop over these (lora_manager.runs, lora_manager.periodic).
+        # Worker start-up and the janitor loop over these (lora_manager.runs.tracked, lora_manager.runs.periodic).
         self.reconcilers = (_reconcile_stale_jobs,)
         self.periodic_jobs = (Periodic("retention", "generation.retention.apply", _retention_seconds),)

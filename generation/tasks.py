@@ -10,8 +10,8 @@ from rq.exceptions import AbandonedJobError
 from generation import backends, deliveries, pipeline, progress, retention, sweeps
 from generation.models import GenerationJob, JobStatus
 from generation.reconciling import fail_other_running, mark_failed
-from lora_manager.jobs import tracked
-from lora_manager.workers import WorkHorseKilled
+from lora_manager.runs.jobs import tracked
+from lora_manager.runs.workers import WorkHorseKilled
 
 logger = logging.getLogger(__name__)
 

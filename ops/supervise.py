@@ -12,7 +12,7 @@ What supervisord gives us, so the launcher need not grow its own process manager
 - a process that exits (kill -9, a crash, Redis gone) is restarted; one that keeps dying at start-up
   is retried with a growing delay (1 s, 2 s, 3 s ...), and each exit and restart is logged;
 - every program runs in its own process group and is stopped as a group, so a worker's RQ scheduler
-  goes with it; its work-horse dies with it too (lora_manager/worker_process.py: PR_SET_PDEATHSIG);
+  goes with it; its work-horse dies with it too (lora_manager/runs/workers.py: PR_SET_PDEATHSIG);
 - Ctrl-C stops the web processes first (their own group: supervisord needs that to hand them the
   socket; daphne exits within a second), then the workers side by side (one group): SIGTERM, then
   SIGKILL of the whole process group after STOP_WAIT_SECONDS, even when a worker waits on a hung

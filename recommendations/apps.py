@@ -26,7 +26,7 @@ class RecommendationsConfig(AppConfig):
         from adapters.models import Adapter
         from recommendations.models import EmbeddingRun
 
-        self.tracked_runs = (EmbeddingRun,)  # settled by the janitor (lora_manager.runs)
+        self.tracked_runs = (EmbeddingRun,)  # settled by the janitor (lora_manager.runs.tracked)
 
         post_save.connect(_adapter_saved, sender=Adapter, dispatch_uid="recommendations.adapter_saved")
         m2m_changed.connect(

@@ -11,8 +11,8 @@ from channels.testing import WebsocketCommunicator
 
 from adapters import scan_runs, thumbnails
 from adapters.models import Adapter, ScanRun
-from lora_manager import periodic, runs
 from lora_manager.asgi import application
+from lora_manager.runs import periodic, tracked
 from tests.adapters.conftest import lora
 from tests.conftest import InProcessWorker
 from tests.factories.sidecars import write_preview
@@ -82,7 +82,7 @@ def test_scan_progress_reaches_the_page_through_redis(client, editor, library, r
 @pytest.mark.django_db
 def test_stale_running_scan_is_reconciled_and_the_next_scan_starts(redis_conn, editor_client):
     run = ScanRun.objects.create(status=ScanRun.Status.RUNNING, rq_job_id="scan-gone")
-    assert runs.reconcile(ScanRun) == 1
+    assert tracked.reconcile(ScanRun) == 1
     run.refresh_from_db()
     assert run.status == ScanRun.Status.FAILED and "worker stopped" in run.message and "start a new scan" in run.message
     stuck = ScanRun.objects.create(status=ScanRun.Status.RUNNING, rq_job_id="scan-gone-too")
@@ -124,7 +124,7 @@ def test_files_still_being_written_are_hashed_by_a_follow_up_job(
 def test_a_scan_run_by_a_command_is_settled_only_once_its_process_is_gone(library, redis_conn):
     from django.core.management import call_command
 
-    from lora_manager import workers
+    from lora_manager.runs import workers
 
     lora(library, "a.safetensors")
     call_command("scan_library", "--no-hash", stdout=io.StringIO(), stderr=io.StringIO())
@@ -135,7 +135,7 @@ def test_a_scan_run_by_a_command_is_settled_only_once_its_process_is_gone(librar
     dead = ScanRun.objects.create(
         status=ScanRun.Status.RUNNING, rq_job_id=f"local:{socket.gethostname()}:{gone.stdout.strip()}"
     )
-    assert runs.reconcile(ScanRun) == 1
+    assert tracked.reconcile(ScanRun) == 1
     here.refresh_from_db(), dead.refresh_from_db()
     assert here.status == ScanRun.Status.RUNNING and dead.status == ScanRun.Status.FAILED
 
@@ -152,6 +152,6 @@ def test_a_job_rq_cannot_even_start_fails_its_scan_through_rqs_failure_callback(
     assert run.status == ScanRun.Status.FAILED
     assert run.message.startswith("The worker could not run this scan (") and "no_such_job" in run.message
     ScanRun.objects.filter(pk=run.pk).update(status=ScanRun.Status.RUNNING)  # as if the callback had not run
-    assert runs.reconcile(ScanRun) == 1  # the janitor reads the same from RQ's failed registry
+    assert tracked.reconcile(ScanRun) == 1  # the janitor reads the same from RQ's failed registry
     run.refresh_from_db()
     assert run.status == ScanRun.Status.FAILED and "no_such_job" in run.message
