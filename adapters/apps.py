@@ -19,10 +19,10 @@ class AdaptersConfig(AppConfig):
 
     def ready(self) -> None:
         from adapters.models import CivitaiRun, ScanRun
-        from lora_manager.periodic import Periodic
+        from lora_manager.runs.periodic import Periodic
 
         post_migrate.connect(_ensure_search, dispatch_uid="adapters.ensure_search")
-        # Worker start-up and the janitor loop over these (lora_manager.runs, lora_manager.periodic).
+        # Worker start-up and the janitor loop over these (lora_manager.runs, lora_manager.runs.periodic).
         self.tracked_runs = (ScanRun, CivitaiRun)
         self.worker_start = ("adapters.scan_runs.first_scan_on_worker_start",)  # dotted: imported by run_worker
         self.periodic_jobs = (

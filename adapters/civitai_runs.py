@@ -15,7 +15,8 @@ from adapters import civitai_lookup
 from adapters.civitai import Cancelled, CivitaiError, CivitaiUnreachable
 from adapters.models import Adapter, CivitaiRun
 from adapters.signals import send_catalog_changed
-from lora_manager import realtime, runs, workers
+from lora_manager import realtime
+from lora_manager.runs import tracked, workers
 
 CIVITAI_GROUP = CivitaiRun.progress_group
 MAX_RECORDED_ISSUES = 2000
@@ -38,12 +39,12 @@ def start_run(mode: str = CivitaiRun.Mode.DUE, ids: list[int] | None = None, use
         raise CivitaiOff("Civitai lookups are switched off (LORA_MANAGER_CIVITAI_URL=off).")
     if mode not in CivitaiRun.Mode.values:
         raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(CivitaiRun.Mode.values)}")
-    runs.reconcile(CivitaiRun, quietly=True)  # a lookup whose worker died never blocks the next one
+    tracked.reconcile(CivitaiRun, quietly=True)  # a lookup whose worker died never blocks the next one
     with transaction.atomic():
         running = active_run()
         if running is not None:
             return running
-        return runs.start(CivitaiRun, mode=mode, adapter_ids=list(ids or []), requested_by=user)
+        return tracked.start(CivitaiRun, mode=mode, adapter_ids=list(ids or []), requested_by=user)
 
 
 def request_cancel(run: CivitaiRun) -> CivitaiRun:

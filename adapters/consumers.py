@@ -3,7 +3,7 @@ from django.template.loader import render_to_string
 
 from adapters.civitai_runs import CIVITAI_GROUP
 from adapters.models import CivitaiRun
-from lora_manager.consumers import AuthenticatedConsumer
+from lora_manager.realtime.consumers import AuthenticatedConsumer
 
 
 class CivitaiProgressConsumer(AuthenticatedConsumer):

@@ -12,11 +12,12 @@ import base64
 import binascii
 import json
 import math
+import operator
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from adapters.safetensors_header import SafetensorsHeader, TensorInfo
+from adapters.safetensors_header import SafetensorsHeader, TensorInfo, loads_json
 
 BASE_FAMILIES = ("SD1", "SD2", "SDXL", "SD3", "Flux", "Other", "Unknown")
 NETWORK_TYPES = ("LoRA", "LoCon", "LoHa", "LoKr", "DoRA", "OFT", "Other")
@@ -345,8 +346,8 @@ def detect(header: SafetensorsHeader, filename: str = "") -> Detection:
 
 def _json(metadata: dict[str, str], key: str) -> object:
     try:
-        return json.loads(metadata.get(key) or "null")
-    except ValueError:
+        return loads_json(metadata.get(key) or "null")
+    except (ValueError, RecursionError):
         return None
 
 
@@ -475,10 +476,21 @@ def embedded_images(metadata: dict[str, str], max_bytes: int = 20_000_000) -> li
     return [image for image in (_decode_image(entry, max_bytes) for entry in entries) if image is not None]
 
 
+_is_data_url = operator.methodcaller("startswith", "data:")
+
+
 def metadata_for_storage(
     metadata: dict[str, str], max_value_chars: int = 4000, max_total_chars: int = 200_000
 ) -> dict[str, str]:
     """A size-capped copy for the database: images become placeholders, long values are cut."""
+    values = metadata.values()
+    if (
+        "ssmd_cover_images" not in metadata
+        and max(map(len, values), default=0) <= max_value_chars
+        and sum(map(len, values)) + sum(map(len, metadata)) <= max_total_chars
+        and not any(map(_is_data_url, values))
+    ):
+        return dict(metadata)  # the usual header: nothing to replace or cut
     stored: dict[str, str] = {}
     total = 0
     for key, value in metadata.items():

@@ -11,17 +11,16 @@ Counts come from ``adapters.facets`` too. No catalog row is loaded into Python t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.http import QueryDict
 from django.urls import reverse
-from django.utils import timezone
 
 from adapters import facets
 from adapters.bulk_edit import normalize_tag
+from adapters.gallery_filter import filter_sql, unused_cutoff
 from adapters.models import Adapter, AdapterStatus, BaseModel, LibraryRoot, NetworkType, Tag
 
 PAGE_SIZE = 48
@@ -135,14 +134,6 @@ class GalleryQuery:
         """What the set of matches depends on (not sort, page or notices; "unused for N days" also on the date)."""
         cutoff = unused_cutoff(self.unused)
         return (*self.params(sort="", tag_mode=self.tag_mode), cutoff.isoformat() if cutoff else "")
-
-
-def unused_cutoff(unused: str) -> datetime | None:
-    """For ``unused=<days>``: the start of the day that many days ago (whole days, so counts can be cached)."""
-    if not unused.isdigit():
-        return None
-    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=int(unused))
 
 
 def printable(value: str) -> str:
@@ -415,13 +406,8 @@ def total(querystring: str) -> int:
 def matching_ids(querystring: str) -> list[int]:
     """Ids of every adapter a gallery query string matches ("select all N matching this filter"), fresh."""
     query = parse(QueryDict(querystring))
-    side = facets.side_sql(query, _tag_ids(query))
-    where, params = facets.cube_condition(query)
-    conditions = [where] if where else []
-    if side is not None:
-        conditions.append(f"a.id IN ({side[0]})")
-        params = [*params, *side[1]]
-    sql = f"SELECT a.id FROM adapters_adapter a {'WHERE ' + ' AND '.join(conditions) if conditions else ''}"  # noqa: S608
+    where, params = filter_sql(query, _tag_ids(query))
+    sql = f"SELECT a.id FROM adapters_adapter a {'WHERE ' + where if where else ''}"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql + " ORDER BY a.id", params)
         return [row[0] for row in cursor.fetchall()]

@@ -15,6 +15,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 IN_FLIGHT_PER_WORKER = 8
+# A file modified more recently may still be downloading or copying: it is hashed once it has settled.
+SETTLE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def autov3(tensor_sha256: str) -> str:
     return tensor_sha256[:12].lower()
 
 
-def is_settled(mtime_ns: int, now_ns: int | None = None, settle_seconds: float = 5.0) -> bool:
+def is_settled(mtime_ns: int, now_ns: int | None = None, settle_seconds: float = SETTLE_SECONDS) -> bool:
     """False for a file modified in the last few seconds: it may still be downloading, so hash it later.
 
     An mtime far in the future is clock skew (a NAS, an archive), not a download: it counts as settled.

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from adapters.hashing import FileChangedError, FileDigests, hash_files, is_settled
+from adapters.hashing import SETTLE_SECONDS, FileChangedError, FileDigests, hash_files, is_settled
 from adapters.models import USER_SOURCE, Adapter, AdapterFile, FileStatus
 from lora_manager.bulk_sql import update_rows
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
+BATCH = 500
+SETTLE_NS = int(SETTLE_SECONDS * 1_000_000_000)
 
 
 def needs_hash():
@@ -45,7 +49,19 @@ def merge_adapters(keep: Adapter, drop: Adapter) -> None:
     keep.save()
 
 
-def _claim(row: AdapterFile, sha256: str) -> str:
+class PendingFile(NamedTuple):
+    """The columns hashing needs of an AdapterFile (model instances cost more than the hashing here)."""
+
+    pk: int
+    adapter_id: int
+    path: str
+    size: int
+    mtime_ns: int
+    data_offset: int
+    issues: list
+
+
+def _claim(row: PendingFile, sha256: str) -> str:
     """The file's bytes already belong to another adapter: join it. Returns 'merged' or 'relinked'."""
     with transaction.atomic():
         adapter = Adapter.objects.get(pk=row.adapter_id)
@@ -58,7 +74,7 @@ def _claim(row: AdapterFile, sha256: str) -> str:
     return "merged" if had_present else "relinked"
 
 
-def record_digests(results: list[tuple[AdapterFile, FileDigests]], counts: dict[str, int]) -> None:
+def record_digests(results: list[tuple[PendingFile, FileDigests]], counts: dict[str, int]) -> None:
     """Store a batch of digests in a few queries (raw UPDATEs: bulk_update's CASE per row took 9 s
     of 11 for 10,000 files); identical content folds into one adapter."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
@@ -67,20 +83,26 @@ def record_digests(results: list[tuple[AdapterFile, FileDigests]], counts: dict[
         ["sha256", "tensor_sha256", "hashed_size", "hashed_mtime_ns"],
         [(d.sha256, d.tensor_sha256, d.size, row.mtime_ns, row.pk) for row, d in results],
     )
-    adapters = Adapter.objects.only("id", "sha256", "tensor_sha256").in_bulk({row.adapter_id for row, _ in results})
+    adapters = {
+        pk: (sha256, tensor)
+        for pk, sha256, tensor in Adapter.objects.filter(pk__in={row.adapter_id for row, _ in results}).values_list(
+            "id", "sha256", "tensor_sha256"
+        )
+    }
     owners = dict(Adapter.objects.filter(sha256__in=[d.sha256 for _, d in results]).values_list("sha256", "id"))
     to_update: dict[int, tuple] = {}
     conflicts = []
     for row, digests in results:
-        adapter = adapters[row.adapter_id]
+        pk = row.adapter_id
+        sha256, tensor = adapters[pk]
         owner = owners.get(digests.sha256)
-        if owner == adapter.pk:
-            if adapter.tensor_sha256 != digests.tensor_sha256:
-                adapter.tensor_sha256 = digests.tensor_sha256
-                to_update[adapter.pk] = (adapter.sha256, digests.tensor_sha256, now, adapter.pk)
-        elif owner is None and adapter.pk not in to_update:
-            owners[digests.sha256] = adapter.pk
-            to_update[adapter.pk] = (digests.sha256, digests.tensor_sha256, now, adapter.pk)
+        if owner == pk:
+            if tensor != digests.tensor_sha256:
+                adapters[pk] = (sha256, digests.tensor_sha256)
+                to_update[pk] = (sha256, digests.tensor_sha256, now, pk)
+        elif owner is None and pk not in to_update:
+            owners[digests.sha256] = pk
+            to_update[pk] = (digests.sha256, digests.tensor_sha256, now, pk)
         else:
             conflicts.append((row, digests.sha256))
         counts["hashed"] += 1
@@ -89,27 +111,36 @@ def record_digests(results: list[tuple[AdapterFile, FileDigests]], counts: dict[
         counts[_claim(row, sha256)] += 1
 
 
-def hash_pending(
-    adapter_ids: list[int] | None = None, workers: int = 2, progress: Progress | None = None
-) -> dict[str, int]:
-    """Hash every file that needs it; files still being written are postponed to the next run."""
-    rows = list(needs_hash().filter(adapter_id__in=adapter_ids) if adapter_ids is not None else needs_hash())
-    counts = {"hashed": 0, "relinked": 0, "merged": 0, "postponed": 0, "errors": 0}
-    ready: dict[str, AdapterFile] = {}
+def _sort_out(rows: list[PendingFile], counts: dict[str, int]) -> tuple[list[PendingFile], list[PendingFile], int]:
+    """(settled files, files to wait for, when the first of those settles in time_ns); drops the others:
+    a file that is gone counts as an error, one changed since the scan is postponed (the next scan reads it)."""
+    ready: list[PendingFile] = []
+    waiting: list[PendingFile] = []
+    now_ns = time.time_ns()
+    first_ns = 0
     for row in rows:
         try:
             st = os.stat(row.path)
         except OSError:
             counts["errors"] += 1
             continue
-        if st.st_size != row.size or st.st_mtime_ns != row.mtime_ns or not is_settled(st.st_mtime_ns):
+        if st.st_size != row.size or st.st_mtime_ns != row.mtime_ns:
             counts["postponed"] += 1
-            continue
-        ready[row.path] = row
-    batch: list[tuple[AdapterFile, FileDigests]] = []
-    results = hash_files(((p, r.data_offset) for p, r in ready.items()), workers=workers)
+        elif is_settled(st.st_mtime_ns, now_ns):
+            ready.append(row)
+        else:
+            waiting.append(row)
+            settles_ns = st.st_mtime_ns + SETTLE_NS
+            first_ns = settles_ns if not first_ns else min(first_ns, settles_ns)
+    return ready, waiting, first_ns
+
+
+def _hash_ready(ready: list[PendingFile], counts: dict[str, int], workers: int, progress: Progress | None) -> None:
+    by_path = {row.path: row for row in ready}
+    batch: list[tuple[PendingFile, FileDigests]] = []
+    results = hash_files(((row.path, row.data_offset) for row in by_path.values()), workers=workers)
     for done, (path, result) in enumerate(results, 1):
-        row = ready[path]
+        row = by_path[path]
         if isinstance(result, FileChangedError):
             counts["postponed"] += 1
         elif isinstance(result, Exception):
@@ -117,11 +148,38 @@ def hash_pending(
             AdapterFile.objects.filter(pk=row.pk).update(issues=[*row.issues, f"cannot hash: {result}"])
         else:
             batch.append((row, result))
-        if len(batch) >= 500:
+        if len(batch) >= BATCH:
             record_digests(batch, counts)
             batch = []
-        if progress and (done % 100 == 0 or done == len(ready)):
-            progress("hashing", done, len(ready))
+        if progress and (done % 100 == 0 or done == len(by_path)):
+            progress("hashing", done, len(by_path))
     if batch:
         record_digests(batch, counts)
+
+
+def hash_pending(
+    adapter_ids: list[int] | None = None,
+    workers: int = 2,
+    progress: Progress | None = None,
+    settle_wait: float = 0.0,
+) -> dict[str, int]:
+    """Hash every file that needs it, at once if its mtime is older than ``SETTLE_SECONDS``.
+
+    A file modified moments ago may still be downloading: it is postponed, or with ``settle_wait`` (seconds)
+    hashed as soon as it has settled if that is within the wait; a file that changes meanwhile stays postponed.
+    """
+    pending = needs_hash().filter(adapter_id__in=adapter_ids) if adapter_ids is not None else needs_hash()
+    rows = [PendingFile(*values) for values in pending.values_list(*PendingFile._fields)]
+    counts = {"hashed": 0, "relinked": 0, "merged": 0, "postponed": 0, "errors": 0}
+    deadline = time.monotonic() + settle_wait
+    while rows:
+        ready, rows, first_ns = _sort_out(rows, counts)
+        _hash_ready(ready, counts, workers, progress)
+        if not rows:
+            break
+        delay = max(0.0, (first_ns - time.time_ns()) / 1e9) + 0.01
+        if time.monotonic() + delay > deadline:
+            counts["postponed"] += len(rows)
+            break
+        time.sleep(delay)
     return counts

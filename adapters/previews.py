@@ -28,7 +28,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from adapters.sidecars import find_name
+from adapters.sidecars import find_companions
 
 PREVIEW_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "webp", "gif", "avif", "jxl", "bmp", "tiff", "tif", "jp2")
 _PREVIEW_SUFFIXES = tuple(f"{infix}.{ext}" for infix in ("", ".preview", ".thumb") for ext in PREVIEW_EXTENSIONS)
@@ -66,21 +66,15 @@ class Thumbnails:
 
 def find_preview(stem: str, dir_names: Collection[str]) -> str | None:
     """File name of the best preview for ``stem`` in this listing (order in the module docstring), no disk I/O."""
-    for suffix in _PREVIEW_SUFFIXES:
-        name = find_name(stem + suffix, dir_names)
-        if name:
-            return name
-    return None
+    found = find_companions(stem, dir_names, _PREVIEW_SUFFIXES)
+    return found[0] if found else None
 
 
 def find_image_preview(directory: str, stem: str, dir_names: Collection[str]) -> tuple[str | None, list[str]]:
     """Like ``find_preview``, but a candidate whose first bytes are not an image (a text file named
     ``.preview.png``) is skipped with an issue, so it never becomes the preview; reads 64 bytes per candidate."""
     issues: list[str] = []
-    for suffix in _PREVIEW_SUFFIXES:
-        name = find_name(stem + suffix, dir_names)
-        if not name:
-            continue
+    for name in find_companions(stem, dir_names, _PREVIEW_SUFFIXES):
         try:
             with open(os.path.join(directory, name), "rb") as fh:
                 head = fh.read(64)

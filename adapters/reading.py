@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from adapters import detection, sanitize, sidecars
 from adapters.previews import find_image_preview, find_preview
 from adapters.safetensors_header import HeaderError, read_alpha, read_header
@@ -79,6 +81,8 @@ def _set(read: FileRead, name: str, value: Any, source: str) -> None:
 
 def sidecar_signature(directory: str, stem: str, dir_names: set[str]) -> str:
     """Changes when any sidecar or preview of the model is added, removed or modified."""
+    if not sidecars.has_companions(stem, dir_names):
+        return ""
     names = sidecars.sidecar_names(stem, dir_names)
     preview = find_preview(stem, dir_names)
     if preview:
@@ -158,8 +162,11 @@ def read_file(path: str, size: int, dir_names: set[str]) -> FileRead:
     read.tags.extend(header_values.get("tags", []) or [])
     _set(read, "header_metadata", detection.metadata_for_storage(metadata), "header")
 
+    companions = sidecars.has_companions(stem, dir_names)  # one lookup; most models have no sidecar
     known_hashes = [metadata.get("sshs_model_hash", "")] if metadata.get("sshs_model_hash") else []
-    found_sidecars = sidecars.read_sidecars(Path(directory), stem, dir_names, known_hashes=known_hashes)
+    found_sidecars = (
+        sidecars.read_sidecars(Path(directory), stem, dir_names, known_hashes=known_hashes) if companions else []
+    )
     for sidecar in found_sidecars:
         read.issues.extend(sidecar.issues)
     merged, merged_sources = sidecars.merge(found_sidecars)
@@ -172,7 +179,7 @@ def read_file(path: str, size: int, dir_names: set[str]) -> FileRead:
         elif key in SCANNED_FIELDS:
             _set(read, key, value, merged_sources[key])
 
-    preview, preview_issues = find_image_preview(directory, stem, dir_names)
+    preview, preview_issues = find_image_preview(directory, stem, dir_names) if companions else (None, [])
     read.issues.extend(preview_issues)
     if preview:
         read.preview_source = os.path.join(directory, preview)
@@ -188,6 +195,8 @@ def read_file(path: str, size: int, dir_names: set[str]) -> FileRead:
 def make_storable(read: FileRead) -> FileRead:
     """The gate for text from files (adapters.sanitize): lone surrogates and NUL are replaced and named
     in a per-file issue, so one odd header or sidecar never fails the scan or a page later."""
+    if _plainly_storable(read):  # nearly always: skip the walk that names each bad place
+        return read
     replaced: list[str] = []
     read.values = {
         key: sanitize.storable_data(value, replaced, read.sources.get(key, key) + ": " + key)
@@ -202,3 +211,13 @@ def make_storable(read: FileRead) -> FileRead:
         places = ", ".join(dict.fromkeys(place.split("[")[0] for place in replaced))
         read.issues.append(f"text that cannot be stored (lone surrogates or NUL) was replaced with \ufffd in {places}")
     return read
+
+
+def _plainly_storable(read: FileRead) -> bool:
+    """True when no text of ``read`` needs the gate: orjson refuses lone surrogates and writes NUL as an
+    escape, so one serialisation answers for every string and key (a false alarm only costs the slow path)."""
+    try:
+        blob = orjson.dumps([read.values, read.tags, read.issues, read.preview_source])
+    except TypeError:
+        return False
+    return b"\\u0000" not in blob

@@ -2,7 +2,7 @@ from django.urls import path
 
 from adapters.consumers import CivitaiProgressConsumer
 from adapters.models import ScanRun
-from lora_manager.consumers import RunProgressConsumer
+from lora_manager.realtime.consumers import RunProgressConsumer
 
 websocket_urlpatterns = [
     path(

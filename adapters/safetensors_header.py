@@ -15,6 +15,8 @@ import stat
 import struct
 from dataclasses import dataclass, field
 
+import orjson
+
 MAX_HEADER_BYTES = 100_000_000  # the reference readers' MAX_HEADER_SIZE
 
 # Bits per element of every dtype the reference implementation knows (safetensors 0.8 ``Dtype``).
@@ -148,15 +150,9 @@ def parse_header(raw_header: bytes, *, file_size: int, header_length: int) -> Sa
     if len(raw_header) != header_length:
         raise HeaderError(f"file ends inside the header (read {len(raw_header):,} of {header_length:,} bytes)")
     try:
-        text = raw_header.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise HeaderError(f"header is not UTF-8 text (invalid byte at position {exc.start:,})") from exc
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise HeaderError(f"header is not valid JSON ({exc})") from exc
-    except RecursionError as exc:  # hostile "[[[[..." headers
-        raise HeaderError("header is not valid JSON (nested too deeply)") from exc
+        document = orjson.loads(raw_header)
+    except orjson.JSONDecodeError:  # the standard parser decides (and words) what orjson refuses
+        document = _loads_strictly(raw_header)
     if not isinstance(document, dict):
         raise HeaderError(f"header JSON is {_kind(document)}, not an object")
     issues: list[str] = []
@@ -173,6 +169,28 @@ def parse_header(raw_header: bytes, *, file_size: int, header_length: int) -> Sa
         issues=issues,
         fingerprint=hashlib.sha256(raw_header).hexdigest(),
     )
+
+
+def _loads_strictly(raw_header: bytes) -> object:
+    try:
+        text = raw_header.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HeaderError(f"header is not UTF-8 text (invalid byte at position {exc.start:,})") from exc
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise HeaderError(f"header is not valid JSON ({exc})") from exc
+    except RecursionError as exc:  # hostile "[[[[..." headers
+        raise HeaderError("header is not valid JSON (nested too deeply)") from exc
+
+
+def loads_json(text: str | bytes) -> object:
+    """``json.loads`` semantics at orjson speed: what orjson refuses (NaN, lone surrogates, a BOM, nesting
+    deeper than 1024) goes to the standard parser, which accepts it or raises its own ValueError."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _metadata(value: object, issues: list[str]) -> dict[str, str]:

@@ -7,16 +7,16 @@ every scan leaves the same record (counts, issues, timings) whoever started it.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
 
-from adapters import civitai_runs, identity, scanning, thumbnails
+from adapters import civitai_runs, identity, scanning
 from adapters.models import AdapterFile, ScanRun
 from adapters.signals import send_catalog_changed
-from lora_manager import realtime, runs
+from lora_manager import realtime
+from lora_manager.runs import tracked
 
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 5.0
@@ -29,12 +29,12 @@ def active_run() -> ScanRun | None:
 def start_scan(user=None, roots: list[str] | None = None, hash_files: bool = True) -> ScanRun:
     """Queue a scan unless one is already queued or running (then that one is returned). A scan
     whose worker died is settled first, so it never blocks the next one."""
-    runs.reconcile(ScanRun, quietly=True)
+    tracked.reconcile(ScanRun, quietly=True)
     with transaction.atomic():
         running = active_run()
         if running is not None:
             return running
-        return runs.start(ScanRun, roots=roots or [], hash_files=hash_files, requested_by=user)
+        return tracked.start(ScanRun, roots=roots or [], hash_files=hash_files, requested_by=user)
 
 
 def start_first_scan() -> ScanRun | None:
@@ -65,16 +65,13 @@ def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, s
     def work(run: ScanRun, reporter: realtime.RunReporter) -> None:
         summary = scanning.scan(run.roots or None, progress=reporter)
         if run.hash_files:
-            counts = identity.hash_pending(workers=settings.HASH_WORKERS, progress=reporter)
-            if settle_wait and counts["postponed"]:
-                time.sleep(SETTLE_SECONDS + 0.5)
-                again = identity.hash_pending(workers=settings.HASH_WORKERS, progress=reporter)
-                counts = {key: again[key] + (counts[key] if key != "postponed" else 0) for key in counts}
+            wait = SETTLE_SECONDS + 0.5 if settle_wait else 0.0  # each file as soon as it has settled
+            counts = identity.hash_pending(workers=settings.HASH_WORKERS, progress=reporter, settle_wait=wait)
             summary.hashed, summary.postponed = counts["hashed"], counts["postponed"]
             summary.relinked += counts["relinked"]
             summary.errors += counts["errors"]
-            reporter("thumbnails", 0, 0)
-            thumbnails.make_missing_thumbnails()
+        # No thumbnails here: decoding ~10 ms a preview would double a large scan. The preview view makes
+        # them on first view, and the scan job queues thumbnails_job to fill in the rest (tasks.py).
         for key, value in summary.counts().items():
             setattr(run, key, value)
         run.issues, run.phase = summary.issues, "done"
@@ -82,7 +79,7 @@ def execute(run: ScanRun, echo: Callable[[str, int, int], None] | None = None, s
             f"{summary.found} files: {summary.added} added, {summary.updated} updated, {summary.relinked} relinked"
         )
 
-    run = runs.execute(run, work, echo, phase="listing")
+    run = tracked.execute(run, work, echo, phase="listing")
     if run.status == ScanRun.Status.SUCCEEDED:
         send_catalog_changed("scan")  # recommendations embed what the scan changed
         _civitai_after_scan()

@@ -18,9 +18,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from adapters import sanitize, sidecar_writing
@@ -59,6 +61,19 @@ class ScanSummary:
 
     def counts(self) -> dict[str, int]:
         return {k: v for k, v in self.__dict__.items() if k != "issues"}
+
+
+class KnownFile(NamedTuple):
+    """What the catalog knows of a file, enough to tell it unchanged (model instances cost more than the rescan)."""
+
+    pk: int
+    path: str
+    size: int
+    mtime_ns: int
+    sidecar_signature: str
+    status: str
+    adapter_id: int
+    header_sha256: str
 
 
 @dataclass
@@ -159,6 +174,38 @@ def _apply(adapter: Adapter, read: FileRead, size: int) -> None:
     adapter.status = AdapterStatus.ERROR if read.error else AdapterStatus.OK
 
 
+def new_instance_factory(model: type[models.Model]) -> Callable[..., models.Model]:
+    """``model(**attnames)`` for rows the scan inserts, without Model.__init__'s per-field work: a
+    first scan builds 20,000 instances, and the defaults' lookup was a fifth of its writing. Callable
+    defaults (``list``, ``dict``) are called for each instance, as Model.__init__ does; the catalog's
+    models have no pre_init/post_init receivers (tests/adapters/test_scan_writes.py checks both)."""
+    fixed: dict[str, object] = {}
+    called: list[tuple[str, Callable[[], object]]] = []
+    for f in model._meta.concrete_fields:
+        if f.generated:  # computed by the database; Model.__init__ leaves them unset too
+            continue
+        if f.has_default() and callable(f.default):
+            called.append((f.attname, f.default))
+        else:
+            fixed[f.attname] = f.get_default()
+
+    def make(**values: object) -> models.Model:
+        obj = model.__new__(model)
+        state = obj.__dict__
+        state["_state"] = ModelState()
+        state.update(fixed)
+        for name, default in called:
+            state[name] = default()
+        state.update(values)
+        return obj
+
+    return make
+
+
+_new_adapter = new_instance_factory(Adapter)
+_new_file = new_instance_factory(AdapterFile)
+
+
 def _add_tags(pairs: list[tuple[int, str]]) -> None:
     """Link tags to adapters; a raw INSERT ... ON CONFLICT DO NOTHING is 5x faster than bulk_create here."""
     if not pairs:
@@ -181,8 +228,8 @@ class _Writer:
         self,
         root: LibraryRoot,
         summary: ScanSummary,
-        existing: dict[str, AdapterFile],
-        vanished: dict[int, AdapterFile],
+        existing: dict[str, KnownFile],
+        vanished: dict[int, KnownFile],
     ) -> None:
         self.root, self.summary, self.existing, self.vanished = root, summary, existing, vanished
         self.pending: list[tuple[FoundFile, FileRead, str]] = []
@@ -211,8 +258,9 @@ class _Writer:
             wanted = {self.existing[f.path].adapter_id for f, _, _ in changed} | {r.adapter_id for r in relink.values()}
             adapters_to_update: dict[int, Adapter] = {}
             known = Adapter.objects.in_bulk(wanted)
+            rows = AdapterFile.objects.in_bulk([self.existing[f.path].pk for f, _, _ in changed])
             for found, read, signature in changed:
-                row = self.existing[found.path]
+                row = rows[self.existing[found.path].pk]
                 adapter = known[row.adapter_id]
                 _skip_own_writes(row, found, read)
                 self._refresh_row(row, found, read, signature, now)
@@ -235,7 +283,7 @@ class _Writer:
                     tag_pairs += [(adapter.pk, t) for t in read.tags]
                     self.summary.relinked += 1
                     continue
-                adapter = Adapter()
+                adapter = _new_adapter()
                 _apply(adapter, read, found.size)
                 created.append((adapter, found, read, signature))
             if adapters_to_update:
@@ -274,9 +322,9 @@ class _Writer:
                 insert_returning_ids(
                     AdapterFile,
                     [
-                        AdapterFile(
-                            adapter=adapter,
-                            root=self.root,
+                        _new_file(
+                            adapter_id=adapter.pk,
+                            root_id=self.root.pk,
                             path=found.path,
                             size=found.size,
                             mtime_ns=found.mtime_ns,
@@ -303,9 +351,9 @@ class _Writer:
         if not fingerprints:
             return {}
         rows = list(AdapterFile.objects.filter(header_sha256__in=fingerprints).exclude(status=FileStatus.PRESENT))
-        rows += [
-            row for row in self.vanished.values() if row.header_sha256 in fingerprints and row.pk not in self.relinked
-        ]
+        moved = [k.pk for k in self.vanished.values() if k.header_sha256 in fingerprints and k.pk not in self.relinked]
+        if moved:
+            rows += AdapterFile.objects.filter(pk__in=moved)
         return {(row.header_sha256, row.size): row for row in rows}
 
     @staticmethod
@@ -360,7 +408,8 @@ def scan_root(root: LibraryRoot, summary: ScanSummary, progress: Progress | None
         )
         LibraryRoot.objects.filter(pk=root.pk).update(online=False)
         return affected
-    existing = {row.path: row for row in AdapterFile.objects.filter(root=root)}
+    known = AdapterFile.objects.filter(root=root).values_list(*KnownFile._fields)
+    existing = {row.path: row for row in map(KnownFile._make, known)}
     to_read: list[tuple[FoundFile, str]] = []
     seen: set[str] = set()
     back_online: list[int] = []

@@ -162,7 +162,7 @@ _PG_INDEXES = {
     "adapter_last_used_desc": "adapters_adapter (last_used_at DESC NULLS LAST, id DESC)",
     "adapter_rank_desc": "adapters_adapter (rank DESC NULLS LAST, id DESC)",
     "adapter_name_prefix": 'adapters_adapter ((lower(name::text) COLLATE "C"))',
-    # The gallery's folder filter is a byte-ordered range on the file paths (facets.path_range_sql).
+    # The gallery's folder filter is a byte-ordered range on the file paths (gallery_filter.path_range_sql).
     "adapterfile_path_bytes": 'adapters_adapterfile ((path COLLATE "C"))',
 }
 

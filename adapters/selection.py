@@ -2,7 +2,7 @@
 
 The library's bulk bar, the API's bulk route and the API's Civitai lookups resolve a selection here, so
 "all matching" means the same set the gallery counts (``gallery.matching_ids``, from the gallery's one
-filter definition in ``facets``), and ids removed since the page was shown are reported the same way.
+filter definition in ``gallery_filter``), and ids removed since the page was shown are reported the same way.
 """
 
 from __future__ import annotations

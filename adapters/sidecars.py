@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.safetensors_header import loads_json
+
 PRECEDENCE: tuple[str, ...] = (
     "unknown_json",
     "description_txt",
@@ -59,6 +61,7 @@ _SUFFIXES: tuple[tuple[str, str | None], ...] = (
     (".json", None),
 )
 _SUFFIX_KIND = dict(_SUFFIXES)
+_SUFFIX_NAMES = tuple(suffix for suffix, _ in _SUFFIXES)
 _A1111_KEYS = frozenset({"description", "notes", "sd version", "activation text", "preferred weight", "negative text"})
 _CB_PLUS_KEYS = frozenset({"modelId", "modelVersionId", "sha256"})
 _A1111_SD_VERSIONS = frozenset({"SD1", "SD2", "SDXL", "SD3"})
@@ -103,10 +106,74 @@ def find_name(name: str, dir_names: Collection[str]) -> str | None:
     return _lower_index(dir_names).get(name.lower())
 
 
+_companion_cache: tuple[Collection[str], int, dict[str, list[str]]] | None = None
+
+
+def _companion_index(dir_names: Collection[str]) -> dict[str, list[str]]:
+    """Lower-cased stem -> entries named ``<stem>.<anything>`` (any case) other than ``<stem>.safetensors``,
+    built once per directory listing: most models have no sidecar or preview, and the others a few."""
+    global _companion_cache
+    cached = _companion_cache
+    if cached is not None and cached[0] is dir_names and cached[1] == len(dir_names):
+        return cached[2]
+    index: dict[str, list[str]] = {}
+    for name in dir_names:
+        low = name.lower()
+        dot = low.find(".")
+        while dot > 0:
+            if low[dot:] != ".safetensors":
+                index.setdefault(low[:dot], []).append(name)
+            dot = low.find(".", dot + 1)
+    _companion_cache = (dir_names, len(dir_names), index)
+    return index
+
+
+def has_companions(stem: str, dir_names: Collection[str]) -> bool:
+    """Whether any entry but ``<stem>.safetensors`` is named ``<stem>.<anything>`` (any case)."""
+    return stem.lower() in _companion_index(dir_names)
+
+
+def find_companions(stem: str, dir_names: Collection[str], suffixes: Iterable[str]) -> list[str]:
+    """For each of ``suffixes`` (lower case) in order, the entry ``stem + suffix`` if present, else its
+    case-insensitive match (the same answer as ``find_name``, from the few entries that share the stem)."""
+    low_stem = stem.lower()
+    group = _companion_index(dir_names).get(low_stem)
+    if not group:
+        return []
+    ranks = _suffix_ranks(suffixes)  # walk the stem's few entries, not every suffix (33 for previews)
+    cut = len(low_stem)
+    by_suffix: dict[str, list[str]] = {}
+    for name in group:
+        suffix = name.lower()[cut:]
+        if suffix in ranks:
+            by_suffix.setdefault(suffix, []).append(name)
+    found = []
+    for suffix in sorted(by_suffix, key=ranks.__getitem__):
+        names = by_suffix[suffix]
+        exact = stem + suffix
+        found.append(exact if exact in names else min(names))
+    return found
+
+
+_ranks_cache: dict[tuple[str, ...], dict[str, int]] = {}
+
+
+def _suffix_ranks(suffixes: Iterable[str]) -> dict[str, int]:
+    """Suffix -> its first position in ``suffixes``; cached for the module-level tuples callers pass."""
+    key = suffixes if isinstance(suffixes, tuple) else tuple(suffixes)
+    ranks = _ranks_cache.get(key)
+    if ranks is None:
+        ranks = {}
+        for position, suffix in enumerate(key):
+            ranks.setdefault(suffix, position)
+        if len(_ranks_cache) < 64:
+            _ranks_cache[key] = ranks
+    return ranks
+
+
 def sidecar_names(stem: str, dir_names: Collection[str]) -> list[str]:
     """Sidecar files present for ``stem``, lowest precedence first, without touching the disk."""
-    found = (find_name(stem + suffix, dir_names) for suffix, _ in _SUFFIXES)
-    return [name for name in found if name]
+    return find_companions(stem, dir_names, _SUFFIX_NAMES)
 
 
 # --- field readers -----------------------------------------------------------------------------------------
@@ -476,7 +543,7 @@ def _normalize_hashes(known_hashes: Iterable[str]) -> tuple[str, ...]:
 
 def _load_object(text: str, r: _Reader) -> dict | None:
     try:
-        data = json.loads(text)
+        data = loads_json(text)
     except json.JSONDecodeError as exc:
         r.issue(f"not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})")
         return None

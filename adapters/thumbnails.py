@@ -1,8 +1,9 @@
 """Adapter previews as cached thumbnails, made lazily (first view) or in the background, never in scans.
 
 Decoding a preview costs ~10 ms, a hundred times more than reading a header, so a scan only notes
-where the preview is; thumbnails are made when a page first asks for one, or by the scan job after
-hashing. Embedded previews are the exception: their bytes exist only while the header is read.
+where the preview is; thumbnails are made when a page first asks for one, or by tasks.thumbnails_job,
+which the scan job queues once the scan is done. Embedded previews are the exception: their bytes exist
+only while the header is read.
 """
 
 from __future__ import annotations
@@ -68,11 +69,17 @@ def store_embedded_preview(adapter: Adapter, data: bytes) -> None:
         _record_failure(adapter, str(exc))
 
 
-def make_missing_thumbnails(limit: int | None = None) -> int:
-    """Background pass after a scan, so the gallery's first view does not pay for decoding."""
-    made = 0
+def pending_thumbnails(adapter_ids: list[int] | None = None):
+    """Adapters whose preview is a file not yet turned into thumbnails."""
     pending = Adapter.objects.filter(preview_key="").exclude(preview_source__in=["", *HELD_SOURCES])
-    for adapter in pending.only("pk", "preview_source", "preview_key", "issues")[:limit]:
+    return pending if adapter_ids is None else pending.filter(pk__in=adapter_ids)
+
+
+def make_missing_thumbnails(adapter_ids: list[int] | None = None) -> int:
+    """Background pass after a scan (tasks.thumbnails_job), so the gallery's first view does not pay for
+    decoding; never part of the scan itself. A preview viewed meanwhile is simply found made."""
+    made = 0
+    for adapter in pending_thumbnails(adapter_ids).only("pk", "preview_source", "preview_key", "issues"):
         if ensure_thumbnails(adapter):
             made += 1
     return made

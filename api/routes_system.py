@@ -8,7 +8,8 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 
 from api.auth import require, require_staff
-from lora_manager import dashboard, system_status
+from lora_manager import system_status
+from lora_manager.dashboard import figures as dashboard_figures
 from lora_manager.roles import role_of
 
 router = Router(tags=["system"])
@@ -44,4 +45,4 @@ def status(request: HttpRequest):
 def figures(request: HttpRequest):
     """Everything the dashboard shows: library, usage, recommendations and the activity feed."""
     require(request, "adapters.view_adapter", "read the dashboard")
-    return dashboard.figures()
+    return dashboard_figures.collect()

@@ -7,9 +7,9 @@ class ArchiveConfig(AppConfig):
 
     def ready(self) -> None:
         from archive.models import ArchiveRun
-        from lora_manager.periodic import Periodic
+        from lora_manager.runs.periodic import Periodic
 
-        # Worker start-up and the janitor loop over these (lora_manager.runs, lora_manager.periodic).
+        # Worker start-up and the janitor loop over these (lora_manager.runs, lora_manager.runs.periodic).
         self.tracked_runs = (ArchiveRun,)
         self.periodic_jobs = (
             Periodic("backup", "archive.runs.start_backup", lambda: settings.BACKUP_INTERVAL_HOURS * 3600),

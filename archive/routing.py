@@ -2,7 +2,7 @@ from django.urls import path
 
 from archive.models import ArchiveRun
 from archive.planning import ON_CONFLICT
-from lora_manager.consumers import RunProgressConsumer
+from lora_manager.realtime.consumers import RunProgressConsumer
 
 websocket_urlpatterns = [
     path(

@@ -15,13 +15,13 @@ from archive import backups, exporting, importing
 from archive.checking import ArchiveRefused
 from archive.models import ArchiveRun
 from lora_manager import realtime
-from lora_manager import runs as lora_runs
+from lora_manager.runs import tracked
 
 Status = ArchiveRun.Status
 
 
 def _start(kind: str, user=None, **fields) -> ArchiveRun:
-    return lora_runs.start(ArchiveRun, kind=kind, requested_by=user, **fields)
+    return tracked.start(ArchiveRun, kind=kind, requested_by=user, **fields)
 
 
 def start_export(
@@ -60,7 +60,7 @@ def start_import(check: ArchiveRun, on_conflict: str, user=None) -> ArchiveRun:
 
 def execute(run: ArchiveRun) -> ArchiveRun:
     """Run the row's work; the row ends SUCCEEDED/READY or FAILED with every problem listed."""
-    return lora_runs.execute(run, _refusing)
+    return tracked.execute(run, _refusing)
 
 
 def _refusing(run: ArchiveRun, reporter: realtime.RunReporter) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from archive import runs
 from archive.models import ArchiveRun
-from lora_manager.jobs import tracked
+from lora_manager.runs.jobs import tracked
 
 
 @tracked

@@ -26,10 +26,10 @@ class GenerationConfig(AppConfig):
 
     def ready(self) -> None:
         from generation.signals import job_finished
-        from lora_manager.periodic import Periodic
+        from lora_manager.runs.periodic import Periodic
 
         job_finished.connect(_sweep_job_finished, dispatch_uid="generation.sweeps.job_finished")
 
-        # Worker start-up and the janitor loop over these (lora_manager.runs, lora_manager.periodic).
+        # Worker start-up and the janitor loop over these (lora_manager.runs.tracked, lora_manager.runs.periodic).
         self.reconcilers = (_reconcile_stale_jobs,)
         self.periodic_jobs = (Periodic("retention", "generation.retention.apply", _retention_seconds),)

@@ -29,6 +29,18 @@ INFO_CACHE_SECONDS = 60
 LOCK_TTL_SECONDS = 60  # renewed on every progress poll; a killed worker frees its backend this soon after
 
 
+DELIVERY_QUEUE = "default"  # deliveries (webhook, command) never touch SD.Next: they run beside other work
+
+
+def queue_name_of(job: GenerationJob) -> str:
+    """The RQ queue a generation job is enqueued on, and so where cancel and the janitor look for it:
+    a delivery on ``DELIVERY_QUEUE``, a generation on its backend's queue (``BackendNotConfigured`` when
+    that backend is no longer configured)."""
+    if job.target_id is not None:
+        return DELIVERY_QUEUE
+    return get(job.backend).queue_name
+
+
 class BackendNotConfigured(Exception):
     """The backend has no URL (or does not exist): the message tells the user which variable to set."""
 

@@ -25,11 +25,10 @@ from django.db import transaction
 from django.utils import timezone
 from rq.callbacks import Callback
 
-from generation import composer, pipeline, progress, submitting
+from generation import backends, composer, pipeline, progress, submitting
 from generation.models import DeliveryTarget, GenerationJob, JobLora, JobStatus
-from lora_manager import jobs
+from lora_manager.runs import jobs
 
-QUEUE = "default"
 MAX_TIMEOUT = 3600
 PLACEHOLDERS = ("{prompt}", "{negative_prompt}", "{json}", "{job}")
 CHUNK = 64 * 1024
@@ -82,7 +81,7 @@ def submit(
         job.payload = document(job, loras)
         job.save(update_fields=["payload"])
         jobs.enqueue(
-            QUEUE,
+            backends.queue_name_of(job),
             "generation.tasks.deliver",
             job.pk,
             job_id=job.rq_job_id,

@@ -1,4 +1,9 @@
-"""Reading the composer form: scalar parameters through a Django form, LoRA rows by their row keys.
+"""The generation forms: the composer, the sweep form on an adapter's page, and presets.
+
+Both the composer and the sweep form take the parameters of ``ParametersForm`` (backend, prompts,
+checkpoint, steps, size, seed), so their limits and checks are written once (the ones in ``composer``).
+
+Reading the composer form: scalar parameters through a Django form, LoRA rows by their row keys.
 
 LoRA rows are added and removed in the page, so each row posts ``lora=<key>`` plus
 ``lora-<key>-adapter``, ``-weight``, ``-triggers`` and ``-negative``; values are checked here and
@@ -13,8 +18,9 @@ import re
 from django import forms
 from django.http import QueryDict
 
+from adapters.models import Adapter
 from adapters.sanitize import StorableTextForm
-from generation import backends
+from generation import backends, composer, sweeps
 from generation.composer import (
     BATCH,
     CFG,
@@ -37,26 +43,37 @@ def _multiple_of_8(value: int) -> None:
         raise forms.ValidationError(f"{value} is not a multiple of 8 (try {value // 8 * 8} or {value // 8 * 8 + 8}).")
 
 
-class ComposerForm(StorableTextForm, forms.Form):
+def _size_field() -> forms.IntegerField:
+    return forms.IntegerField(
+        min_value=SIZE[0], max_value=SIZE[1], validators=[_multiple_of_8], widget=forms.NumberInput(attrs={"step": 8})
+    )
+
+
+class ParametersForm(StorableTextForm, forms.Form):
+    """What every way of starting a generation asks for, checked against the composer's limits."""
+
     backend = forms.CharField(max_length=32, required=False)
     prompt = forms.CharField(max_length=MAX_PROMPT, required=False, strip=False)
-    negative = forms.CharField(max_length=MAX_PROMPT, required=False, strip=False)
+    negative = forms.CharField(max_length=MAX_PROMPT, required=False, strip=False, label="Negative prompt")
     checkpoint = forms.CharField(max_length=255, required=False)
-    sampler = forms.CharField(max_length=100, required=False)
     steps = forms.IntegerField(min_value=STEPS[0], max_value=STEPS[1])
-    cfg_scale = forms.FloatField(min_value=CFG[0], max_value=CFG[1], label="CFG scale")
-    width = forms.IntegerField(min_value=SIZE[0], max_value=SIZE[1], validators=[_multiple_of_8])
-    height = forms.IntegerField(min_value=SIZE[0], max_value=SIZE[1], validators=[_multiple_of_8])
+    width = _size_field()
+    height = _size_field()
     seed = forms.IntegerField(min_value=SEED[0], max_value=SEED[1])
-    batch_size = forms.IntegerField(min_value=BATCH[0], max_value=BATCH[1], label="Batch size")
-    count = forms.IntegerField(min_value=COUNT[0], max_value=COUNT[1], label="Batch count")
-    live_preview = forms.BooleanField(required=False)
 
     def clean_backend(self) -> str:
         name = self.cleaned_data.get("backend") or "default"
         if name not in backends.names():
             raise forms.ValidationError(f"Unknown backend '{name}'.")
         return name
+
+
+class ComposerForm(ParametersForm):
+    sampler = forms.CharField(max_length=100, required=False)
+    cfg_scale = forms.FloatField(min_value=CFG[0], max_value=CFG[1], label="CFG scale")
+    batch_size = forms.IntegerField(min_value=BATCH[0], max_value=BATCH[1], label="Batch size")
+    count = forms.IntegerField(min_value=COUNT[0], max_value=COUNT[1], label="Batch count")
+    live_preview = forms.BooleanField(required=False)
 
     def clean_cfg_scale(self) -> float:
         value = self.cleaned_data["cfg_scale"]
@@ -153,3 +170,74 @@ def messages(errors: dict[str, str]) -> list[str]:
 
 class PresetForm(StorableTextForm, forms.Form):
     preset_name = forms.CharField(max_length=100, strip=True, label="Preset name")
+
+
+class SweepForm(ParametersForm):
+    """The sweep form on an adapter's page: the parameters above plus the weights or the LoRAs to compare.
+    Bad values (0 or 500 weights, "abc") are form errors; nothing is queued."""
+
+    field_order = (
+        *("mode", "prompt", "negative", "weights", "compare_with", "weight"),
+        *("seed", "steps", "width", "height", "checkpoint", "backend", "private"),
+    )
+    mode = forms.ChoiceField(choices=[("weights", "Weights"), ("compare", "Compare LoRAs")], initial="weights")
+    weights = forms.CharField(
+        max_length=10_000,  # long enough that "500 weights" gets the count error, not a length error
+        required=False,
+        initial=sweeps.format_weights(sweeps.DEFAULT_WEIGHTS),
+        help_text=f"Numbers separated by commas; at most {sweeps.MAX_CELLS}.",
+    )
+    compare_with = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Compare with",
+        help_text="One or two other LoRAs: names, aliases or ids, separated by commas.",
+    )
+    weight = forms.FloatField(required=False, min_value=WEIGHT[0], max_value=WEIGHT[1], label="Weight (compare)")
+    private = forms.BooleanField(required=False, label="Private (only I and admins see the results)")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["prompt"].widget = forms.Textarea(attrs={"rows": 2})
+        self.fields["negative"].widget = forms.Textarea(attrs={"rows": 1})
+        self.fields["checkpoint"].help_text = "Empty: the one SD.Next has loaded."
+        for name, value in (("seed", -1), ("steps", 20), ("width", 1024), ("height", 1024)):
+            self.fields[name].initial = value
+
+    @staticmethod
+    def initial_for(adapter: Adapter) -> dict:
+        words = composer.inserted_text(adapter)
+        return {"prompt": words or "", "weight": composer.default_weight(adapter)}
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("mode") == "weights" and "weights" in data:
+            try:
+                data["weight_list"] = sweeps.parse_weights(data["weights"])
+            except sweeps.SweepError as exc:
+                self.add_error("weights", str(exc))
+        if data.get("mode") == "compare":
+            if data.get("weight") is None and "weight" not in self.errors:
+                self.add_error("weight", "Give the weight to compare at.")
+            labels = [p for p in (data.get("compare_with") or "").split(",") if p.strip()]
+            if not 1 <= len(labels) <= 2:
+                self.add_error("compare_with", "Name one or two other LoRAs to compare with.")
+            else:
+                try:
+                    data["others"] = sweeps.resolve_adapters(labels)
+                except sweeps.SweepError as exc:
+                    self.add_error("compare_with", str(exc))
+        return data
+
+    def composition(self) -> Composition:
+        data = self.cleaned_data
+        return Composition(
+            prompt=data.get("prompt") or "",
+            negative=data.get("negative") or "",
+            backend=data["backend"],
+            checkpoint=data.get("checkpoint") or "",
+            steps=data["steps"],
+            width=data["width"],
+            height=data["height"],
+            seed=data["seed"],
+        )

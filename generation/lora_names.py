@@ -9,6 +9,7 @@ composer and the linter never call SD.Next while a user types.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import PurePath
@@ -20,6 +21,7 @@ from django.utils import timezone
 from adapters.models import Adapter, AdapterFile
 from generation import backends
 from generation.models import BackendLora, BackendSync
+from generation.sdnext import SDNextError
 
 CHUNK = 500
 
@@ -159,6 +161,15 @@ def refresh(backend_name: str, *, rescan: bool = True) -> BackendSync:
 
 def sync_state(backend_name: str) -> BackendSync | None:
     return BackendSync.objects.filter(backend=backend_name, loras_refreshed_at__isnull=False).first()
+
+
+def read_on_first_use(backend_name: str, info: backends.ServerInfo) -> None:
+    """Read SD.Next's LoRA list once, the first time a backend that answers is used (the composer, the
+    ``generate`` command); later only when a user asks to refresh. A failure is not raised: the linter
+    then says the list is unknown and the backend fragment shows the server's state."""
+    if info.ok and sync_state(backend_name) is None:
+        with contextlib.suppress(SDNextError, backends.BackendNotConfigured):
+            refresh(backend_name, rescan=False)
 
 
 def names_for(adapter_ids: Iterable[int], backend_name: str) -> dict[int, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -99,7 +100,8 @@ def announce(job_id: int) -> None:
 
 
 def send_status(job_id: int) -> None:
-    _send_both(job_id, {"type": "job.status", "job_id": job_id})
+    # event_id lets the sockets of one process that watch this job share one render of its panel
+    _send_both(job_id, {"type": "job.status", "job_id": job_id, "event_id": uuid.uuid4().hex})
 
 
 def _send_both(job_id: int, event: dict) -> None:

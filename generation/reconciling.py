@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from generation import backends, progress
 from generation.models import GenerationJob, JobStatus
-from lora_manager import workers
+from lora_manager.runs import workers
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +52,7 @@ def reconcile_stale_jobs() -> int:
     fixed = 0
     for job in GenerationJob.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]):
         try:
-            if job.target_id is not None:  # a delivery: it runs on the default queue
-                connection = django_rq.get_connection("default")
-            else:
-                connection = backends.queue(backends.get(job.backend)).connection
+            connection = django_rq.get_connection(backends.queue_name_of(job))
         except (backends.BackendNotConfigured, KeyError):
             reason = f"Its backend '{job.backend}' is no longer configured."
         else:
@@ -73,7 +70,7 @@ def reconcile_stale_jobs() -> int:
 
 
 def _stale_reason(job: GenerationJob, connection) -> str | None:
-    """The same rules as every tracked run (lora_manager.workers.job_fate), in generation's words."""
+    """The same rules as every tracked run (lora_manager.runs.workers.job_fate), in generation's words."""
     running = job.status == JobStatus.RUNNING
     fate = workers.job_fate(job.rq_job_id, connection, running=running, created_at=job.created_at)
     if fate is None:

@@ -17,7 +17,8 @@ from rq.job import Job
 
 from generation import backends, composer, progress, signals
 from generation.models import GenerationJob, JobLora, JobStatus
-from lora_manager import activity, jobs
+from lora_manager.realtime import activity
+from lora_manager.runs import jobs
 
 
 class SubmitError(Exception):
@@ -87,7 +88,7 @@ def submit(
             sweep_cell=sweep_cell,
         )
         jobs.enqueue(
-            backend.queue_name,
+            backends.queue_name_of(job),
             "generation.tasks.generate",
             job.pk,
             job_id=job.rq_job_id,
@@ -127,11 +128,7 @@ def cancel(job_id: int) -> str:
 
 def _remove_from_queue(job: GenerationJob) -> None:
     try:
-        if job.target_id is not None:
-            connection = django_rq.get_connection("default")
-        else:
-            connection = backends.queue(backends.get(job.backend)).connection
-        rq_job = Job.fetch(job.rq_job_id, connection=connection)
+        rq_job = Job.fetch(job.rq_job_id, connection=django_rq.get_connection(backends.queue_name_of(job)))
         rq_job.cancel()
     except (NoSuchJobError, InvalidJobOperation, backends.BackendNotConfigured):
         pass  # already gone, or a worker took it: the pipeline sees CANCELLED and does nothing

@@ -11,8 +11,8 @@ from generation import backends, deliveries, pipeline, progress, retention
 from generation.models import GenerationJob, JobStatus
 from generation.reconciling import fail_other_running, mark_failed
 from generation.signals import send_job_finished
-from lora_manager.jobs import tracked
-from lora_manager.workers import WorkHorseKilled
+from lora_manager.runs.jobs import tracked
+from lora_manager.runs.workers import WorkHorseKilled
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from archive.uploads import limit_upload_size  # noqa: E402
-from lora_manager.routing import websocket_urlpatterns  # noqa: E402
+from lora_manager.realtime.routing import websocket_urlpatterns  # noqa: E402
 from lora_manager.upload_gate import upload_gate  # noqa: E402
 
 application = ProtocolTypeRouter(

@@ -2,40 +2,91 @@
 
 Every check answers quickly and never raises: a service that is down is reported with a message a
 person can act on (what is down, at which address). The status page, the staff JSON
-(``/status.json``) and ``GET /api/v1/status`` all call ``collect``.
+(``/status.json``) and ``GET /api/v1/status`` all call ``collect``; ``/readyz`` calls ``readiness``,
+the same database, Redis and worker checks without the slow parts (SD.Next, disks, schedules).
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import connection as db_connection
+from redis import Redis
 from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from lora_manager import periodic
-from lora_manager import workers as live_workers
-from lora_manager.views import check_database, redis_connection
+from lora_manager.runs import periodic
+from lora_manager.runs import workers as live_workers
+
+NO_WORKER = "No RQ worker is alive (none sends heartbeats): start one with 'manage.py run_worker'."
+REDIS_DOWN = "Redis is down"
 
 
-def redis_status() -> dict[str, Any]:
+def redis_connection() -> Redis:
+    """A connection with short timeouts, so a check answers even when Redis hangs."""
+    return Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def database_status() -> dict[str, Any]:
+    started = time.perf_counter()
     try:
-        connection = redis_connection()
-        connection.ping()
-        memory = connection.info("memory")
-        server = connection.info("server")
+        with db_connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return {"ok": False, "error": f"Database unreachable: {exc}"}
+    return {"ok": True, "engine": db_connection.vendor, "latency_ms": _ms_since(started)}
+
+
+def redis_status(details: bool = True) -> dict[str, Any]:
+    """A ping (its round trip), and with ``details`` the version and memory the status page shows."""
+    started = time.perf_counter()
+    try:
+        client = redis_connection()
+        client.ping()
+        latency = _ms_since(started)
+        memory = client.info("memory") if details else {}
+        server = client.info("server") if details else {}
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         return {"ok": False, "error": f"Redis unreachable at {settings.REDIS_URL}: {exc}"}
+    if not details:
+        return {"ok": True, "latency_ms": latency}
     return {
         "ok": True,
+        "latency_ms": latency,
         "version": server.get("redis_version", ""),
         "used_memory_bytes": memory.get("used_memory", 0),
         "used_memory_human": memory.get("used_memory_human", ""),
         "maxmemory_bytes": memory.get("maxmemory", 0),
     }
+
+
+def worker_status() -> dict[str, Any]:
+    """Workers whose heartbeats are fresh (a SIGKILLed worker stays listed by RQ for minutes: not alive)."""
+    try:
+        alive = live_workers.live_workers(redis_connection())
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "count": 0, "error": f"Cannot list the workers: {exc}"}
+    if not alive:
+        return {"ok": False, "count": 0, "error": NO_WORKER}
+    return {"ok": True, "count": len(alive), "names": sorted(w.name for w in alive)}
+
+
+def readiness() -> dict[str, Any]:
+    """What ``/readyz`` answers: can this instance serve and run jobs (database, Redis, a live worker)?"""
+    checks = {"database": database_status(), "redis": redis_status(details=False)}
+    checks["workers"] = worker_status() if checks["redis"]["ok"] else {"ok": False, "count": 0, "error": REDIS_DOWN}
+    failing = [name for name, result in checks.items() if not result["ok"]]
+    return {"ok": not failing, "failing": failing, **checks}
 
 
 def rq_status() -> dict[str, Any]:
@@ -68,7 +119,7 @@ def rq_status() -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "error": f"cannot read the queues: {exc}", "workers": [], "queues": []}
     alive = [row for row in worker_rows if row["alive"]]
-    problem = "" if alive else "No RQ worker is alive (none sends heartbeats): start one with 'manage.py run_worker'."
+    problem = "" if alive else NO_WORKER
     return {
         "ok": bool(alive),
         "error": problem,
@@ -224,9 +275,9 @@ def collect(include_backends: bool = True) -> dict[str, Any]:
     """Every check; ``ok`` is false when the database, Redis, the workers or a configured backend is down."""
     from generation import backends
 
-    database = check_database()
+    database = database_status()
     redis = redis_status()
-    rq = rq_status() if redis["ok"] else {"ok": False, "error": "Redis is down", "workers": [], "queues": []}
+    rq = rq_status() if redis["ok"] else {"ok": False, "error": REDIS_DOWN, "workers": [], "queues": []}
     sdnext = [backend_status(name) for name in backends.names()] if include_backends else []
     failing = [name for name, part in (("database", database), ("redis", redis), ("rq", rq)) if not part["ok"]]
     failing += [f"sdnext:{b['name']}" for b in sdnext if b.get("configured") and not b["ok"]]

@@ -4,7 +4,8 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from lora_manager import dashboard_views, views
+from lora_manager import views
+from lora_manager.dashboard import views as dashboard_views
 
 admin.autodiscover()  # not at start-up: lora_manager/lazy_admin.py
 admin.site.site_header = "LoRA Manager administration"

@@ -1,12 +1,22 @@
 """`make run`'s processes under supervisord (the `supervisor` package): daphne and the RQ workers.
 
+HTTP is served by LORA_MANAGER_HTTP_PROCESSES daphne processes (default: one per core). Django's sync
+views run on one thread per daphne process, so one process uses one core however many clients wait.
+supervisord binds the listening socket itself (an ``fcgi-program``, the layout daphne's documentation
+gives) and hands it to every daphne as fd 0 (``daphne --fd 0``): the kernel passes each new connection
+to whichever process accepts first, and the socket outlives any one of them, so a killed web process
+costs no refused connections while it restarts. Websockets work across them because every daphne
+uses the same Redis channel layer.
+
 What supervisord gives us, so the launcher need not grow its own process manager:
 - a process that exits (kill -9, a crash, Redis gone) is restarted; one that keeps dying at start-up
   is retried with a growing delay (1 s, 2 s, 3 s ...), and each exit and restart is logged;
 - every program runs in its own process group and is stopped as a group, so a worker's RQ scheduler
-  goes with it; its work-horse dies with it too (lora_manager/worker_process.py: PR_SET_PDEATHSIG);
-- all programs are one group, so Ctrl-C stops them side by side: SIGTERM, then SIGKILL of the whole
-  group after STOP_WAIT_SECONDS, even when a worker waits on a hung SD.Next call.
+  goes with it; its work-horse dies with it too (lora_manager/runs/workers.py: PR_SET_PDEATHSIG);
+- Ctrl-C stops the web processes first (their own group: supervisord needs that to hand them the
+  socket; daphne exits within a second), then the workers side by side (one group): SIGTERM, then
+  SIGKILL of the whole process group after STOP_WAIT_SECONDS, even when a worker waits on a hung
+  SD.Next call.
 
 ``python -m ops.supervise --port 8000`` runs the same stack without the launcher (Redis and the
 database must then be configured and migrated already).
@@ -24,26 +34,75 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STOP_WAIT_SECONDS = 5  # SIGTERM, then SIGKILL of the group: Ctrl-C is done well within 10 s
+# daphne drops its pending requests at once on SIGTERM, then takes 2-3 s to tear down; the web group is
+# stopped before the workers' (supervisord stops groups one after the other), so bound it.
+WEB_STOP_WAIT_SECONDS = 2
 START_SECONDS = 5  # a process must stay up this long to count as started (else: retried with backoff)
 START_RETRIES = 1000  # backoff grows by a second per retry: about two weeks of outage before giving up
 
 
-def programs(port: int, env: dict, host: str = "127.0.0.1") -> dict[str, list[str]]:
-    """Name → command: daphne, a worker for the default and embeddings queues, one per SD.Next backend
-    (so a long scan never holds up a generation, and backends run side by side)."""
+def http_processes(env: dict) -> int:
+    """LORA_MANAGER_HTTP_PROCESSES, else the number of cores this process may run on."""
+    configured = env.get("LORA_MANAGER_HTTP_PROCESSES", "").strip()
+    if configured:
+        count = int(configured)
+        if count < 1:
+            raise SystemExit(f"LORA_MANAGER_HTTP_PROCESSES must be at least 1, not {count}")
+        return count
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+WEB_COMMAND = [sys.executable, "-m", "daphne", "--fd", "0", "lora_manager.asgi:application"]
+
+
+def programs(env: dict) -> dict[str, list[str]]:
+    """Name → command of the workers: one for the default and embeddings queues, one per SD.Next backend
+    (so a long scan never holds up a generation, and backends run side by side). The web is separate
+    (``web_program``): supervisord gives it the listening socket."""
     from lora_manager.env import generation_queues
 
     manage = [sys.executable, str(BASE_DIR / "manage.py")]
-    commands = {
-        "web": [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "lora_manager.asgi:application"],
-        "worker": [*manage, "run_worker", "--no-generation"],
-    }
+    commands = {"worker": [*manage, "run_worker", "--no-generation"]}
     for queue in generation_queues(env):
         commands[f"worker-{queue}"] = [*manage, "run_worker", queue]
     return commands
 
 
-def config(commands: dict[str, list[str]], run_dir: Path) -> str:
+def _program_options(command: list[str], stop_wait: int = STOP_WAIT_SECONDS) -> list[str]:
+    return [
+        "command=" + " ".join(shlex.quote(part).replace("%", "%%") for part in command),
+        f"directory={BASE_DIR}",
+        "autostart=true",
+        "autorestart=true",
+        f"startsecs={START_SECONDS}",
+        f"startretries={START_RETRIES}",
+        "stopsignal=TERM",
+        f"stopwaitsecs={stop_wait}",
+        "stopasgroup=true",
+        "killasgroup=true",
+        "redirect_stderr=true",
+        "stdout_logfile=/dev/stdout",
+        "stdout_logfile_maxbytes=0",
+    ]
+
+
+def web_program(port: int, host: str, processes: int) -> list[str]:
+    """The ``fcgi-program`` section of the daphne processes: web-0, web-1, … on one socket supervisord binds.
+    Stopped before the workers (higher priority number), so Ctrl-C closes the port first."""
+    address = f"[{host}]" if ":" in host else host
+    return [
+        "[fcgi-program:web]",
+        f"socket=tcp://{address}:{port}",
+        "socket_backlog=1024",
+        f"numprocs={processes}",
+        "process_name=web-%(process_num)d",
+        "priority=1000",
+        *_program_options(WEB_COMMAND, WEB_STOP_WAIT_SECONDS),
+        "",
+    ]
+
+
+def config(commands: dict[str, list[str]], run_dir: Path, web: list[str] | None = None) -> str:
     """supervisord.conf: every program autorestarts, is stopped as a process group, logs to our stdout."""
     lines = [
         "[supervisord]",
@@ -59,31 +118,15 @@ def config(commands: dict[str, list[str]], run_dir: Path) -> str:
         "",
     ]
     for name, command in commands.items():
-        lines += [
-            f"[program:{name}]",
-            "command=" + " ".join(shlex.quote(part).replace("%", "%%") for part in command),
-            f"directory={BASE_DIR}",
-            "autostart=true",
-            "autorestart=true",
-            f"startsecs={START_SECONDS}",
-            f"startretries={START_RETRIES}",
-            "stopsignal=TERM",
-            f"stopwaitsecs={STOP_WAIT_SECONDS}",
-            "stopasgroup=true",
-            "killasgroup=true",
-            "redirect_stderr=true",
-            "stdout_logfile=/dev/stdout",
-            "stdout_logfile_maxbytes=0",
-            "",
-        ]
-    return "\n".join(lines)
+        lines += [f"[program:{name}]", *_program_options(command), ""]
+    return "\n".join(lines + (web or []))
 
 
 def run(port: int, env: dict, run_dir: Path, host: str = "127.0.0.1") -> int:
     """Run supervisord in the foreground until SIGINT/SIGTERM; returns its exit code."""
     run_dir.mkdir(parents=True, exist_ok=True)
     conf = run_dir / "supervisord.conf"
-    conf.write_text(config(programs(port, env, host), run_dir))
+    conf.write_text(config(programs(env), run_dir, web_program(port, host, http_processes(env))))
     supervisord = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)], env=env)
 
     def forward(signum: int, _frame: object) -> None:

@@ -34,7 +34,7 @@ class RecommendationsConfig(AppConfig):
         from adapters.signals import catalog_changed
         from recommendations.models import EmbeddingRun
 
-        self.tracked_runs = (EmbeddingRun,)  # settled by the janitor (lora_manager.runs)
+        self.tracked_runs = (EmbeddingRun,)  # settled by the janitor (lora_manager.runs.tracked)
 
         catalog_changed.connect(_catalog_changed, dispatch_uid="recommendations.catalog_changed")
         post_save.connect(_adapter_saved, sender=Adapter, dispatch_uid="recommendations.adapter_saved")

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from django.db import transaction
 
-from lora_manager import realtime, runs
+from lora_manager import realtime
+from lora_manager.runs import tracked
 from recommendations import sync
 from recommendations.models import EmbeddingRun
 
@@ -30,8 +31,8 @@ def latest_run() -> EmbeddingRun | None:
 def request_embedding(reason: str = "", user=None, rebuild: bool = False) -> EmbeddingRun:
     """Ask for the library to be (re-)embedded soon: joins a queued run, else queues one (on commit).
 
-    A queued run whose job died or vanished is settled first (``runs.reconcile``), so it is never joined."""
-    runs.reconcile(EmbeddingRun, quietly=True)
+    A queued run whose job died or vanished is settled first (``tracked.reconcile``), so it is never joined."""
+    tracked.reconcile(EmbeddingRun, quietly=True)
     with transaction.atomic():
         queued = EmbeddingRun.objects.filter(status=EmbeddingRun.Status.QUEUED).order_by("created_at").first()
         if queued is not None:
@@ -40,7 +41,7 @@ def request_embedding(reason: str = "", user=None, rebuild: bool = False) -> Emb
                 queued.save(update_fields=["rebuild"])
             return queued
         # A Redis failure marks the run failed instead of failing the edit that asked for it.
-        return runs.start(EmbeddingRun, fail_quietly=True, reason=reason[:100], requested_by=user, rebuild=rebuild)
+        return tracked.start(EmbeddingRun, fail_quietly=True, reason=reason[:100], requested_by=user, rebuild=rebuild)
 
 
 def request_embedding_safely(reason: str) -> None:
@@ -64,4 +65,4 @@ def execute(run: EmbeddingRun, echo: Callable[[str, int, int], None] | None = No
             f"({run.index_kind}, {result['index_action']}) in {result['seconds']:.1f} s"
         )
 
-    return runs.execute(run, work, echo, phase="starting")
+    return tracked.execute(run, work, echo, phase="starting")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from lora_manager.consumers import RunProgressConsumer
+from lora_manager.realtime.consumers import RunProgressConsumer
 from recommendations.models import EmbeddingRun
 
 websocket_urlpatterns = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lora_manager.jobs import tracked
+from lora_manager.runs.jobs import tracked
 from recommendations import embedding_runs
 from recommendations.models import EmbeddingRun
 

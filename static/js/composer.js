@@ -1,5 +1,5 @@
-// Composer behaviours htmx does not cover (no inline scripts: the CSP allows only our own files).
-(function () {
+// Composer behaviours htmx does not cover: the LoRA rows, the LoRA search combobox, presets on Enter.
+(() => {
   "use strict";
 
   function changed(form) {
@@ -8,44 +8,44 @@
   }
 
   // Show each weight slider's value next to it as it moves.
-  document.addEventListener("input", function (event) {
-    var slider = event.target;
+  document.addEventListener("input", (event) => {
+    const slider = event.target;
     if (!slider.matches || !slider.matches("input[data-weight-output]")) return;
-    var output = document.getElementById(slider.dataset.weightOutput);
+    const output = document.getElementById(slider.dataset.weightOutput);
     if (output) output.value = slider.value;
   });
 
   // Remove a LoRA row.
-  document.addEventListener("click", function (event) {
-    var button = event.target.closest && event.target.closest("[data-remove-lora]");
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest && event.target.closest("[data-remove-lora]");
     if (!button) return;
-    var row = button.closest("[data-lora-row]");
-    var form = button.closest("form");
+    const row = button.closest("[data-lora-row]");
+    const form = button.closest("form");
     if (row) row.remove();
     changed(form);
   });
 
   // Enter in the preset name saves the preset: never "Generate".
-  document.addEventListener("keydown", function (event) {
-    var input = event.target;
+  document.addEventListener("keydown", (event) => {
+    const input = event.target;
     if (event.key !== "Enter" || !input.dataset || !input.dataset.enterClicks) return;
     event.preventDefault();
-    var target = document.querySelector(input.dataset.enterClicks);
+    const target = document.querySelector(input.dataset.enterClicks);
     if (target) target.click();
   });
 
   // The "Add a LoRA" search is a combobox: focus stays in the input, ↑/↓ move the highlight
   // through the results, Enter adds the highlighted LoRA (never submits the form), Escape clears.
-  var pendingAdd = null;  // the query an early Enter is waiting for
+  let pendingAdd = null;  // the query an early Enter is waiting for
 
   function options() {
-    var list = document.getElementById("lora-search-results");
-    return list ? Array.prototype.slice.call(list.querySelectorAll("[role=option]")) : [];
+    const list = document.getElementById("lora-search-results");
+    return list ? Array.from(list.querySelectorAll("[role=option]")) : [];
   }
 
   function highlight(search, option) {
-    options().forEach(function (li) {
-      var on = li === option;
+    options().forEach((li) => {
+      const on = li === option;
       li.classList.toggle("highlighted", on);
       li.setAttribute("aria-selected", on ? "true" : "false");
     });
@@ -58,29 +58,29 @@
   }
 
   function highlighted() {
-    var all = options();
-    return all.filter(function (li) { return li.classList.contains("highlighted"); })[0] || all[0] || null;
+    const all = options();
+    return all.find((li) => li.classList.contains("highlighted")) || all[0] || null;
   }
 
   function addHighlighted() {
-    var option = highlighted();
-    var button = option && option.querySelector("button.pick");
+    const option = highlighted();
+    const button = option && option.querySelector("button.pick");
     if (button) button.click();
   }
 
-  document.addEventListener("keydown", function (event) {
-    var search = event.target;
+  document.addEventListener("keydown", (event) => {
+    const search = event.target;
     if (!search.matches || !search.matches("input[data-lora-search]")) return;
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
       event.preventDefault();
-      var all = options();
+      const all = options();
       if (!all.length) return;
-      var at = all.indexOf(highlighted());
+      let at = all.indexOf(highlighted());
       at = event.key === "ArrowDown" ? Math.min(all.length - 1, at + 1) : Math.max(0, at - 1);
       highlight(search, all[at]);
     } else if (event.key === "Enter") {
       event.preventDefault();
-      var list = document.getElementById("lora-search-results");
+      const list = document.getElementById("lora-search-results");
       if (list && list.dataset.query === search.value.trim()) {
         addHighlighted();
         return;
@@ -98,10 +98,10 @@
 
   // Typing in the search changes nothing in the composition: keep its events from re-running the
   // preview (which listens on the form). Stopped at the search's parent, after htmx saw them.
-  var searchBox = document.querySelector("input[data-lora-search]");
+  const searchBox = document.querySelector("input[data-lora-search]");
   if (searchBox) {
-    ["input", "change"].forEach(function (type) {
-      searchBox.parentNode.addEventListener(type, function (event) {
+    ["input", "change"].forEach((type) => {
+      searchBox.parentNode.addEventListener(type, (event) => {
         if (event.target === searchBox) event.stopPropagation();
       });
     });
@@ -109,9 +109,9 @@
 
   // Fresh results: their first one is highlighted (tell assistive technology); an Enter that came
   // before them adds it now.
-  htmx.onLoad(function (element) {
+  htmx.onLoad((element) => {
     if (element.id !== "lora-search-results") return;
-    var search = document.querySelector("input[data-lora-search]");
+    const search = document.querySelector("input[data-lora-search]");
     if (search) highlight(search, highlighted());
     if (pendingAdd !== null && element.dataset.query === pendingAdd) {
       pendingAdd = null;
@@ -120,13 +120,13 @@
   });
 
   // A click on a result adds it too (the mouse way); keep the input focused for the next search.
-  document.addEventListener("mousedown", function (event) {
+  document.addEventListener("mousedown", (event) => {
     if (event.target.closest && event.target.closest("#lora-search-results [role=option]")) event.preventDefault();
   });
 
   // "Add to composition" on a suggestion (static/js/app.js asks with a "lora:add" event): add its row.
-  document.addEventListener("lora:add", function (event) {
-    var rows = document.getElementById("composer-loras");
+  document.addEventListener("lora:add", (event) => {
+    const rows = document.getElementById("composer-loras");
     if (!rows || !event.detail.adapterId) return;
     event.preventDefault();
     // The row's response asks for a preview after it is swapped in (HX-Trigger-After-Swap).
@@ -135,18 +135,18 @@
   });
 
   // The suggestions follow the prompt being written (their box re-queries on "input").
-  document.addEventListener("input", function (event) {
+  document.addEventListener("input", (event) => {
     if (event.target.id !== "prompt") return;
-    var box = document.getElementById("prompt-q");
+    const box = document.getElementById("prompt-q");
     if (!box) return;
     box.value = event.target.value.replace(/<lora:[^>]*>/g, " ").slice(0, 1000);
     box.dispatchEvent(new Event("input", { bubbles: true }));
   });
 
   // After a LoRA row arrives (htmx swaps it in beforeend), go back to the search for the next one.
-  document.addEventListener("htmx:afterSwap", function (event) {
+  document.addEventListener("htmx:afterSwap", (event) => {
     if (event.detail.target && event.detail.target.id === "composer-loras") {
-      var search = document.getElementById("lora-search");
+      const search = document.getElementById("lora-search");
       if (search) search.focus();
     }
   });

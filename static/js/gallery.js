@@ -1,11 +1,9 @@
 // Library gallery, detail and tags pages: selection (page, shift-click range, "all matching"),
-// copy buttons, dismissable confirmations, and letting htmx show our 404/409/422 fragments.
-// No inline scripts: the CSP allows only our own files. Everything is delegated, so swapped-in
-// fragments need no re-binding.
+// copy buttons, dismissable confirmations, NSFW previews and reloading after a scan. (Which error
+// answers htmx swaps in is decided once, in htmx-errors.js.)
 (() => {
   "use strict";
   let lastClicked = null;
-
 
   // A scan tells the gallery when there is something new to show: whenever its status fragment arrives
   // (websocket or refresh) with another phase than before, or finished, the results and facets reload.

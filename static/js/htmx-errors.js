@@ -1,12 +1,13 @@
-// The one place that decides which error answers htmx swaps into the page.
-//
-// htmx drops the body of a 4xx/5xx answer. Ours carry a fragment meant for the page: "removed meanwhile"
-// (404), "already imported" / "nothing to undo" (409), "too large" (413), form errors (422), "this result is
-// private" (403), "the job queue (Redis) is down" (503, into #service-alert by HX-Retarget). Those are swapped where the request targeted (or where HX-Retarget says). A full
-// document (Django's own error pages, a proxy's 502) is never swapped into a fragment's place; htmx
-// reports it as an error as usual.
+// How htmx treats failures: which error answers are swapped into the page, and websocket errors on leaving.
 (() => {
   "use strict";
+
+  // The one place that decides which error answers htmx swaps (the one htmx:beforeSwap handler).
+  // htmx drops the body of a 4xx/5xx answer. Ours carry a fragment meant for the page:
+  //   403 "this result is private", 404 "removed meanwhile", 409 "already imported" / "nothing to undo",
+  //   413 "too large", 422 form errors, 503 "the job queue (Redis) is down" (into #service-alert, HX-Retarget).
+  // Those are swapped where the request targeted (or where HX-Retarget says). A full document (Django's own
+  // error pages, a proxy's 502) is never swapped into a fragment's place; htmx reports it as an error as usual.
   const SHOWN = new Set([403, 404, 409, 413, 422, 503]);
 
   document.addEventListener("htmx:beforeSwap", (event) => {
@@ -17,13 +18,10 @@
     event.detail.shouldSwap = true;
     event.detail.isError = false;
   });
-})();
 
-// A websocket still connecting when the user leaves the page fails with an "error" event, which htmx's ws
-// extension logs as an error ("[object Event]"). Leaving is not a failure: such errors are dropped; every
-// other socket error still reaches htmx (and its reconnect logic) as before.
-(() => {
-  "use strict";
+  // A websocket still connecting when the user leaves the page fails with an "error" event, which htmx's ws
+  // extension logs as an error ("[object Event]"). Leaving is not a failure: such errors are dropped; every
+  // other socket error still reaches htmx (and its reconnect logic) as before.
   let leaving = false;
   window.addEventListener("beforeunload", () => { leaving = true; });
   window.addEventListener("pagehide", () => { leaving = true; });

@@ -1,5 +1,5 @@
 // Recipes page: dropping images on the drop zone puts them in the file input and submits the form
-// (htmx sends it as multipart). No inline scripts (CSP).
+// (htmx sends it as multipart).
 (() => {
   "use strict";
   const zone = document.querySelector("[data-dropzone]");

@@ -11,8 +11,8 @@ from channels.testing import WebsocketCommunicator
 
 from adapters import civitai_lookup, civitai_runs
 from adapters.models import Adapter, CivitaiRecord, CivitaiRun
-from lora_manager import runs
 from lora_manager.asgi import application
+from lora_manager.runs import tracked
 from tests.adapters.catalog_factory import make_adapter
 from tests.adapters.civitai_fixtures import fast_client, published
 from tests.lora_manager.test_realtime import receive_until, session_headers
@@ -191,7 +191,7 @@ def test_auto_lookup_after_a_scan_only_when_turned_on(civitai, settings, django_
 @pytest.mark.django_db
 def test_reconcile_marks_a_run_without_a_job_failed(redis_conn):
     run = CivitaiRun.objects.create(status="running", rq_job_id="civitai-gone")
-    assert runs.reconcile(CivitaiRun) == 1  # declared in AdaptersConfig.ready(): the janitor runs it
+    assert tracked.reconcile(CivitaiRun) == 1  # declared in AdaptersConfig.ready(): the janitor runs it
     run.refresh_from_db()
     assert run.status == "failed" and "worker stopped" in run.message
     assert Adapter.objects.count() == 0

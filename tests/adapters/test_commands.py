@@ -1,12 +1,15 @@
 import json
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
-from adapters.models import ScanRun
+from adapters.models import Adapter, ScanRun
 from tests.adapters.conftest import lora
 from tests.factories.lora_files import write_raw
-from tests.factories.sidecars import write_a1111_json
+from tests.factories.sidecars import write_a1111_json, write_preview
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +81,19 @@ def test_scan_library_paths_and_no_hash(tmp_path, capsys, settings):
     call_command("scan_library", str(folder), "--json")
     summary = json.loads(capsys.readouterr().out)
     assert (summary["unchanged"], summary["hashed"]) == (1, 1)
+
+
+def test_scan_library_leaves_thumbnails_to_the_first_view(library, capsys, client, admin_user):
+    write_preview(lora(library, "pic.safetensors"), "preview.png", size=(64, 96))
+    call_command("scan_library")
+    assert "1 preview thumbnails are made on first view" in capsys.readouterr().out
+    adapter = Adapter.objects.get()
+    assert adapter.preview_source.endswith("pic.preview.png") and adapter.preview_key == ""
+    assert not list(Path(settings.THUMBNAIL_DIR).rglob("*.webp"))  # the scan decoded nothing
+    client.force_login(admin_user)
+    response = client.get(reverse("adapters:preview", args=[adapter.pk, "card"]))
+    assert response.status_code == 200 and response["Content-Type"] == "image/webp"
+    assert Adapter.objects.get().preview_key  # made on first view, and kept
 
 
 def test_lora_info_by_path_and_hash_prefix(library, capsys):

@@ -9,9 +9,9 @@ import pytest
 from django.http import QueryDict
 from django.utils import timezone
 
-from adapters import display, facets, gallery, scan_runs, scanning
+from adapters import display, facets, gallery, gallery_filter, scan_runs, scanning
 from adapters.models import Adapter, AdapterStatus, LibraryRoot, ScanRun
-from lora_manager import dashboard
+from lora_manager.dashboard import figures as dashboard
 from tests.adapters.conftest import age, lora
 from tests.factories.library import write_library
 from tests.factories.lora_files import write_raw
@@ -111,8 +111,8 @@ def test_bad_folder_values_are_ignored_with_a_notice(raw):
 def test_folder_of_path_and_bounds():
     assert facets.folder_of_path("/lib", "/lib/a/b/c.safetensors") == "a/b"
     assert facets.folder_of_path("/lib/", "/lib/c.safetensors") == ""
-    assert facets.folder_bounds("/lib", "a/b") == ("/lib/a/b/", "/lib/a/b0")
-    assert facets.folder_bounds("/lib", "") == ("/lib/", "/lib0")
+    assert gallery_filter.folder_bounds("/lib", "a/b") == ("/lib/a/b/", "/lib/a/b0")
+    assert gallery_filter.folder_bounds("/lib", "") == ("/lib/", "/lib0")
 
 
 def test_first_scan_starts_by_itself_only_on_a_new_install(settings, library, redis_conn):

@@ -9,11 +9,13 @@ import sys
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from adapters import scan_runs
+from adapters import scan_runs, thumbnails
 from adapters.models import Adapter, ScanRun
-from lora_manager import periodic, runs
 from lora_manager.asgi import application
+from lora_manager.runs import periodic, tracked
 from tests.adapters.conftest import lora
+from tests.conftest import InProcessWorker
+from tests.factories.sidecars import write_preview
 from tests.lora_manager.test_realtime import receive_until, session_headers
 
 
@@ -32,6 +34,28 @@ def test_scan_button_queues_one_job_that_a_worker_runs(
     assert run.status == ScanRun.Status.SUCCEEDED and run.added == 1 and run.hashed == 1
     page = editor_client.get(f"/library/scans/{run.pk}/")
     assert b"1 added" in page.content
+
+
+@pytest.mark.django_db
+def test_a_scan_job_is_done_before_thumbnails_which_a_follow_up_job_makes(
+    editor, library, run_worker, django_capture_on_commit_callbacks
+):
+    import django_rq
+
+    write_preview(lora(library, "pic.safetensors"), "preview.png", size=(64, 96))
+    with django_capture_on_commit_callbacks(execute=True):
+        scan_runs.start_scan(user=editor)
+    queue = django_rq.get_queue("default")
+    scan = queue.jobs[0]
+    queue.remove(scan)
+    with django_capture_on_commit_callbacks(execute=True):  # the worker runs outside any transaction
+        InProcessWorker([queue], connection=queue.connection).execute_job(scan, queue)  # the scan alone
+    assert ScanRun.objects.get().status == ScanRun.Status.SUCCEEDED
+    assert Adapter.objects.get().preview_key == ""  # the scan is reported done without decoding previews
+    assert [job.func_name for job in queue.jobs] == ["adapters.tasks.thumbnails_job"]
+    run_worker("default")
+    adapter = Adapter.objects.get()
+    assert adapter.preview_key and thumbnails.thumbnail_path(adapter.preview_key, "card").is_file()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -58,7 +82,7 @@ def test_scan_progress_reaches_the_page_through_redis(client, editor, library, r
 @pytest.mark.django_db
 def test_stale_running_scan_is_reconciled_and_the_next_scan_starts(redis_conn, editor_client):
     run = ScanRun.objects.create(status=ScanRun.Status.RUNNING, rq_job_id="scan-gone")
-    assert runs.reconcile(ScanRun) == 1
+    assert tracked.reconcile(ScanRun) == 1
     run.refresh_from_db()
     assert run.status == ScanRun.Status.FAILED and "worker stopped" in run.message and "start a new scan" in run.message
     stuck = ScanRun.objects.create(status=ScanRun.Status.RUNNING, rq_job_id="scan-gone-too")
@@ -100,7 +124,7 @@ def test_files_still_being_written_are_hashed_by_a_follow_up_job(
 def test_a_scan_run_by_a_command_is_settled_only_once_its_process_is_gone(library, redis_conn):
     from django.core.management import call_command
 
-    from lora_manager import workers
+    from lora_manager.runs import workers
 
     lora(library, "a.safetensors")
     call_command("scan_library", "--no-hash", stdout=io.StringIO(), stderr=io.StringIO())
@@ -111,7 +135,7 @@ def test_a_scan_run_by_a_command_is_settled_only_once_its_process_is_gone(librar
     dead = ScanRun.objects.create(
         status=ScanRun.Status.RUNNING, rq_job_id=f"local:{socket.gethostname()}:{gone.stdout.strip()}"
     )
-    assert runs.reconcile(ScanRun) == 1
+    assert tracked.reconcile(ScanRun) == 1
     here.refresh_from_db(), dead.refresh_from_db()
     assert here.status == ScanRun.Status.RUNNING and dead.status == ScanRun.Status.FAILED
 
@@ -128,6 +152,6 @@ def test_a_job_rq_cannot_even_start_fails_its_scan_through_rqs_failure_callback(
     assert run.status == ScanRun.Status.FAILED
     assert run.message.startswith("The worker could not run this scan (") and "no_such_job" in run.message
     ScanRun.objects.filter(pk=run.pk).update(status=ScanRun.Status.RUNNING)  # as if the callback had not run
-    assert runs.reconcile(ScanRun) == 1  # the janitor reads the same from RQ's failed registry
+    assert tracked.reconcile(ScanRun) == 1  # the janitor reads the same from RQ's failed registry
     run.refresh_from_db()
     assert run.status == ScanRun.Status.FAILED and "no_such_job" in run.message

@@ -16,7 +16,7 @@ from rq.scheduler import RQScheduler
 from adapters.models import Adapter
 from archive import backups
 from archive.models import ArchiveRun
-from lora_manager import periodic
+from lora_manager.runs import periodic
 from tests.archive.conftest import build_library, snapshot
 
 

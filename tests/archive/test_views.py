@@ -189,10 +189,10 @@ def test_export_page_offers_the_current_gallery_filter(editor_client, editor, pl
 
 @pytest.mark.django_db
 def test_runs_left_by_a_killed_worker_are_marked_failed(redis_conn):
-    from lora_manager import runs
+    from lora_manager.runs import tracked
 
     run = ArchiveRun.objects.create(kind="import", status="running", rq_job_id="archive-gone")
-    assert runs.reconcile(ArchiveRun) == 1
+    assert tracked.reconcile(ArchiveRun) == 1
     run.refresh_from_db()
     assert run.status == "failed" and "worker stopped" in run.message
 

@@ -4,7 +4,7 @@ import django_rq
 import pytest
 from playwright.sync_api import expect
 
-from lora_manager.tasks import heartbeat
+from lora_manager.runs.tasks import heartbeat
 from tests.conftest import make_user
 from tests.e2e.conftest import login
 

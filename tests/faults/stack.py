@@ -81,7 +81,7 @@ class RedisServer:
 class Stack:
     """``python -m lora_manager.launcher run`` in its own session; its output is kept in ``self.log``."""
 
-    def __init__(self, data_dir: Path, redis_url: str, sdnext_url: str) -> None:
+    def __init__(self, data_dir: Path, redis_url: str, sdnext_url: str, extra_env: dict | None = None) -> None:
         self.port, self.data_dir = free_port(), data_dir
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.endswith(("DATABASE_URL", "REDIS_URL"))}
@@ -98,6 +98,7 @@ class Stack:
             }
         )
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        env.update(extra_env or {})
         self.lines: list[str] = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "lora_manager.launcher", "run", "--port", str(self.port)],
@@ -155,6 +156,17 @@ class Stack:
         assert response.status_code == 200 and "sessionid" in session.cookies, response.text[:500]
         session.headers["X-CSRFToken"] = session.cookies["csrftoken"]
         return session
+
+    def web_processes(self) -> list[psutil.Process]:
+        """The live daphne processes (LORA_MANAGER_HTTP_PROCESSES of them once started)."""
+        found = []
+        for child in self.supervisord().children():
+            try:
+                if "daphne" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                    found.append(child)
+            except psutil.NoSuchProcess:
+                continue
+        return found
 
     def count(self, table: str) -> int:
         with sqlite3.connect(self.data_dir / "lora_manager.sqlite3", timeout=10) as db:

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.test import Client
 
 from generation.progress import JOB_GROUP, JOBS_GROUP, snapshot
 from lora_manager.asgi import application
@@ -135,3 +136,46 @@ def test_the_job_socket_brings_seeds_and_applied_loras_when_the_job_ends(client,
     job.refresh_from_db()
     assert job.seeds and f'<td data-param="seeds-used">{job.seeds[0]}</td>' in done
     assert f'id="job-{job.pk}-facts"' in done and 'data-applied="yes"' in done
+
+
+def test_sockets_watching_one_job_share_one_render_and_a_job_made_private_stops_reaching_others(
+    client, editor, viewer, catalog, sdnext, redis_conn, monkeypatch
+):
+    """200 sockets on one job page each re-rendered the panel per status event (the serving bench's fan-out);
+    now one render per event and process, while the visibility rule is still asked for each socket."""
+    from generation import consumers, progress
+
+    job = queue_job(user=editor)
+    renders = []
+
+    def counted(*args):
+        renders.append(args)
+        return render_job_panel(*args)
+
+    render_job_panel = consumers.render_job_panel
+    monkeypatch.setattr(consumers, "render_job_panel", counted)
+    viewer_headers = session_headers(client, viewer)
+    editor_headers = session_headers(Client(), editor)  # a second browser: logging in again ends the first session
+
+    async def scenario():
+        path = f"/ws/generation/jobs/{job.pk}/"
+        viewers = [WebsocketCommunicator(application, path, headers=viewer_headers) for _ in range(5)]
+        owner = WebsocketCommunicator(application, path, headers=editor_headers)
+        for communicator in [*viewers, owner]:
+            assert (await communicator.connect())[0]
+            await communicator.receive_from(timeout=5)  # the initial panel
+        renders.clear()
+        await asyncio.to_thread(progress.send_status, job.pk)
+        panels = [await communicator.receive_from(timeout=5) for communicator in [*viewers, owner]]
+        assert all(f'id="job-{job.pk}-panel"' in html for html in panels)
+        assert len(renders) == 2  # viewers (no cancel) and the editor (cancel): one render each, not six
+
+        await asyncio.to_thread(type(job).objects.filter(pk=job.pk).update, private=True)
+        await asyncio.to_thread(progress.send_status, job.pk)
+        assert f'id="job-{job.pk}-panel"' in await owner.receive_from(timeout=5)
+        for communicator in viewers:
+            assert await communicator.receive_nothing(timeout=0.3)
+        for communicator in [*viewers, owner]:
+            await communicator.disconnect()
+
+    asyncio.run(scenario())

@@ -47,6 +47,22 @@ def test_invalid_values(change, field, message):
     assert field in errors and message in errors[field]
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "change",
+    ["steps=0", "steps=abc", "width=500", "height=4096", "seed=-2", "backend=nope", f"prompt={'x' * 20_001}"],
+)
+def test_the_sweep_form_refuses_what_the_composer_refuses(change):
+    """The shared parameters are checked once (forms.ParametersForm): both forms give the same message."""
+    key, value = change.split("=", 1)
+    composer_data = QueryDict(VALID, mutable=True)
+    composer_data[key] = value
+    _, composer_errors = forms.parse(composer_data)
+    sweep = forms.SweepForm({"mode": "weights", "weights": "0.5, 1", **dict(QueryDict(VALID).items()), key: value})
+    assert not sweep.is_valid()
+    assert " ".join(sweep.errors[key]) == composer_errors[key]
+
+
 def test_lora_weight_abc_and_out_of_range():
     _, errors = parse("lora=a1&lora-a1-adapter=3&lora-a1-weight=abc&lora=b2&lora-b2-adapter=4&lora-b2-weight=9")
     assert errors["lora-a1-weight"] == "Weight 'abc' is not a number."

@@ -81,3 +81,22 @@ def test_refresh_when_sdnext_is_down_keeps_the_old_list(catalog, sdnext):
     sdnext.set_fault(None)
     assert BackendLora.objects.filter(backend="default").count() == 3
     assert BackendSync.objects.get(backend="default").lora_count == 3
+
+
+def test_the_list_is_read_on_first_use_only_and_a_failure_is_not_raised(catalog, sdnext):
+    """The composer and the generate command both call read_on_first_use: one rule for both."""
+    from generation import backends
+
+    def list_reads() -> int:
+        return sum(r["path"] == "/sdapi/v1/loras" for r in sdnext.requests)
+
+    info = backends.server_info("default")
+    sdnext.set_fault("refuse", path="/sdapi/v1/loras")
+    lora_names.read_on_first_use("default", info)  # SD.Next refuses: nothing stored, nothing raised
+    assert lora_names.sync_state("default") is None
+    sdnext.set_fault(None)
+    lora_names.read_on_first_use("default", info)
+    assert lora_names.sync_state("default").lora_count == 3 and list_reads() == 1
+    lora_names.read_on_first_use("default", info)  # read already: SD.Next is not asked again
+    assert list_reads() == 1
+    assert not any(r["path"] == "/sdapi/v1/refresh-loras" for r in sdnext.requests)  # no rescan asked for

@@ -8,7 +8,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from generation import ratings, retention, storage
 from generation.models import GenerationImage, GenerationJob, JobStatus, RatedLora, ResultRating
-from lora_manager import env, periodic
+from lora_manager import env
+from lora_manager.runs import periodic
 from tests.generation.results_factory import finished_job, image_of
 
 pytestmark = pytest.mark.django_db
@@ -127,7 +128,7 @@ def test_the_periodic_job_applies_the_policy_through_a_real_worker(
 ):
     settings.RETENTION_KEEP_DAYS = 30
     with django_capture_on_commit_callbacks(execute=True):
-        django_rq.get_queue("default").enqueue("lora_manager.periodic.run", "retention")
+        django_rq.get_queue("default").enqueue("lora_manager.runs.periodic.run", "retention")
     run_worker("default")
     failed = django_rq.get_queue("default").failed_job_registry
     assert failed.count == 0, [django_rq.get_queue("default").fetch_job(j).exc_info for j in failed.get_job_ids()]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from adapters.models import AdapterFile, FileStatus, LibraryRoot, ScanRun
 from generation.models import GenerationImage, GenerationJob, JobLora, JobStatus
-from lora_manager import charts, dashboard
+from lora_manager.dashboard import charts
+from lora_manager.dashboard import figures as dashboard
 from lora_manager.models import SuggestionAcceptance
 from recommendations.models import Feedback
 from tests.adapters.catalog_factory import make_adapter
@@ -161,7 +163,7 @@ def test_recommendation_figures(seeded):
 
 def test_activity_feed_lists_scans_and_failed_jobs(seeded):
     ScanRun.objects.create(status=ScanRun.Status.SUCCEEDED, found=5, added=5, finished_at=timezone.now())
-    events = dashboard.figures()["activity"]
+    events = dashboard.collect()["activity"]
     kinds = {e["kind"] for e in events}
     assert {"scan", "generation"} <= kinds
     failed = next(e for e in events if e["kind"] == "generation")
@@ -181,7 +183,7 @@ def test_activity_feed_lists_exports_backups_and_failed_imports(seeded):
         message="entry ../x leaves the archive",
         finished_at=done,
     )
-    events = {e["kind"]: e for e in dashboard.figures()["activity"]}
+    events = {e["kind"]: e for e in dashboard.collect()["activity"]}
     assert events["export"]["title"] == f"Export #{failed.pk - 2}" and events["export"]["detail"] == "lib.zip"
     assert events["backup"]["status"] == "succeeded" and events["backup"]["url"] == f"/archive/runs/{failed.pk - 1}/"
     assert events["check"]["status"] == "failed" and "evil.zip" in events["check"]["title"]
@@ -189,10 +191,28 @@ def test_activity_feed_lists_exports_backups_and_failed_imports(seeded):
 
 
 def test_chart_svg_has_a_bar_per_outcome(seeded):
-    svg = charts.stacked_days(dashboard.usage()["per_day"])
+    chart = charts.stacked_days(dashboard.usage()["per_day"])
+    assert [bar["series"] for bar in chart["bars"]].count("succeeded") == 3
+    svg = render_to_string("lora_manager/dashboard/_stacked_days.html", {"chart": chart})
     assert svg.count('class="chart-bar chart-succeeded"') == 3
     assert svg.count('class="chart-bar chart-failed"') == 1
     assert "style=" not in svg  # the CSP forbids inline styles
+
+
+def test_chart_geometry_is_plain_data_and_the_markup_escapes_labels():
+    per_day = [
+        {"date": f"2026-01-{d:02d}", "succeeded": d, "failed": 1, "cancelled": 0, "active": 0, "total": d + 1}
+        for d in range(1, 15)
+    ]
+    chart = charts.stacked_days(per_day)
+    assert [tick["value"] for tick in chart["ticks"]] == [0, 5, 10, 15, 20]  # a round peak above the tallest day
+    tallest = [bar for bar in chart["bars"] if bar["date"] == "2026-01-14"]
+    assert sum(bar["height"] for bar in tallest) == pytest.approx((220 - 24 - 8) * 15 / 20, abs=0.2)
+    assert [label["text"] for label in chart["labels"]] == ["01-07", "01-14"] and chart["labels"][-1]["anchor"] == "end"
+    breakdown = charts.bars([{"label": "<b>SDXL</b>", "count": 4}, {"label": "SD1", "count": 2}], "chart-x")
+    assert [row["width"] for row in breakdown["rows"]] == [160.0, 80.0] and breakdown["height"] == 52
+    svg = render_to_string("lora_manager/dashboard/_bars.html", {"chart": breakdown})
+    assert "&lt;b&gt;SDXL&lt;/b&gt;" in svg and "<b>" not in svg and svg.count("<rect") == 2
 
 
 def test_dashboard_is_the_home_page(client, seeded):

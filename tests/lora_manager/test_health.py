@@ -6,6 +6,8 @@ from django.utils import timezone
 from rq import Worker
 from rq.utils import utcformat
 
+from lora_manager import system_status
+
 
 @pytest.mark.django_db
 def test_readyz_healthy_with_a_worker(client, redis_conn):
@@ -27,7 +29,7 @@ def test_readyz_without_worker_names_it(client, redis_conn):
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["failing"] == ["workers"]
-    assert "no RQ worker" in response.json()["workers"]["error"]
+    assert response.json()["workers"]["error"] == system_status.NO_WORKER
 
 
 @pytest.mark.django_db
@@ -40,7 +42,7 @@ def test_readyz_with_redis_down(client, settings):
     assert response.status_code == 503
     body = response.json()
     assert "redis" in body["failing"]
-    assert "redis unreachable" in body["redis"]["error"]
+    assert "Redis unreachable" in body["redis"]["error"]
     assert body["database"]["ok"] is True
 
 
@@ -69,3 +71,18 @@ def test_readyz_counts_a_worker_only_while_its_heartbeats_are_fresh(client, redi
     assert response.status_code == 503 and response.json()["workers"]["count"] == 0
     worker.heartbeat()
     assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.django_db
+def test_readyz_and_the_status_page_give_one_verdict(client, redis_conn, settings):
+    """/readyz and /status (collect) run the same checks: the same failing parts, the same messages."""
+    ready, status = client.get("/readyz").json(), system_status.collect(include_backends=False)
+    assert ready["failing"] == ["workers"] and status["failing"] == ["rq"]
+    assert ready["workers"]["error"] == status["rq"]["error"] == system_status.NO_WORKER
+    assert ready["database"]["engine"] == status["database"]["engine"]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        settings.REDIS_URL = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
+    ready, status = client.get("/readyz").json(), system_status.collect(include_backends=False)
+    assert ready["redis"]["error"] == status["redis"]["error"]
+    assert ready["workers"]["error"] == status["rq"]["error"] == system_status.REDIS_DOWN

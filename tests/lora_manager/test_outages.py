@@ -6,7 +6,8 @@ import pytest
 import redis
 
 from adapters.models import ScanRun
-from lora_manager import jobs, outages
+from lora_manager import outages
+from lora_manager.runs import jobs
 
 
 @pytest.mark.django_db

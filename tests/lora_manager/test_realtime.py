@@ -8,8 +8,8 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 from lora_manager.asgi import application
-from lora_manager.jobs import enqueue
-from lora_manager.tasks import heartbeat
+from lora_manager.runs.jobs import enqueue
+from lora_manager.runs.tasks import heartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -192,7 +192,7 @@ def test_registered_worker_is_listed(redis_conn, settings):
 
 def test_last_and_next_backup_and_rescan(settings, tmp_path, redis_conn):
     from archive import backups
-    from lora_manager import periodic
+    from lora_manager.runs import periodic
 
     settings.BACKUP_DIR = tmp_path / "backups"
     assert system_status.schedule_status()["backup"]["last"] is None

@@ -19,7 +19,7 @@ from adapters import scan_runs
 from adapters.models import Adapter, ScanRun
 from archive import runs as archive_runs
 from archive.models import ArchiveRun
-from lora_manager import periodic, runs
+from lora_manager.runs import periodic, tracked
 from recommendations import embedding_runs
 from recommendations.models import EmbeddingRun
 from tests.adapters.conftest import lora
@@ -127,7 +127,7 @@ def test_a_worker_killed_outright_is_settled_by_the_janitor_on_rqs_scheduler_and
     janitor.kill()
     response = client.get("/readyz")  # RQ still lists both workers for minutes; neither is alive
     assert response.status_code == 503 and response.json()["failing"] == ["workers"]
-    assert "no RQ worker is alive" in response.json()["workers"]["error"]
+    assert "No RQ worker is alive" in response.json()["workers"]["error"]
 
 
 def test_a_worker_start_settles_rows_its_dead_predecessor_left_and_runs_the_next(start_worker, tmp_path):
@@ -145,6 +145,6 @@ def test_a_worker_start_settles_rows_its_dead_predecessor_left_and_runs_the_next
     wait_for("the start-up reconcile", lambda: row(ScanRun, stuck.pk).status == "failed", worker=replacement)
     assert "worker stopped" in row(ScanRun, stuck.pk).message
     assert "lost from the queue" in row(ScanRun, lost.pk).message
-    assert runs.reconcile(ScanRun) == 0  # nothing left to settle
+    assert tracked.reconcile(ScanRun) == 0  # nothing left to settle
     nxt = scan_runs.start_scan()
     wait_for("the next scan", lambda: row(ScanRun, nxt.pk).status == "succeeded", worker=replacement)

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from adapters import bulk_edit, scan_runs
 from adapters.models import Adapter, Tag
-from lora_manager import runs
 from lora_manager.asgi import application
+from lora_manager.runs import tracked
 from recommendations import embedding_runs, index, ranking
 from recommendations.models import Embedding, EmbeddingRun
 from tests.adapters.conftest import lora
@@ -104,7 +104,7 @@ def test_redis_down_fails_the_run_not_the_edit(monkeypatch, django_capture_on_co
 @pytest.mark.django_db
 def test_stale_running_runs_are_reconciled(redis_conn):
     run = EmbeddingRun.objects.create(status=EmbeddingRun.Status.RUNNING, rq_job_id="embed-dead")
-    assert runs.reconcile(EmbeddingRun) == 1
+    assert tracked.reconcile(EmbeddingRun) == 1
     run.refresh_from_db()
     assert run.status == EmbeddingRun.Status.FAILED and "worker stopped" in run.message
 

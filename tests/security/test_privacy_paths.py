@@ -22,7 +22,7 @@ from generation import ratings, recipes
 from generation.models import GenerationJob, JobStatus, Recipe, ResultRating, Sweep
 from generation.progress import JOBS_GROUP, snapshot
 from lora_manager.asgi import application
-from lora_manager.routing import websocket_urlpatterns
+from lora_manager.realtime.routing import websocket_urlpatterns
 from tests.conftest import make_user
 from tests.generation.results_factory import finished_job, image_of
 from tests.lora_manager.test_realtime import session_headers

@@ -16,8 +16,8 @@ from django.test import Client
 from adapters.models import Adapter
 from archive import uploads
 from archive.models import ArchiveRun
-from lora_manager import periodic
 from lora_manager.asgi import application
+from lora_manager.runs import periodic
 from tests.conftest import make_user
 
 

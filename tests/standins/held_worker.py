@@ -38,7 +38,8 @@ def database_url() -> str:
 
 
 def _install_hooks(hold_dir: Path) -> None:
-    from lora_manager import realtime, workers
+    from lora_manager import realtime
+    from lora_manager.runs import workers
 
     report = realtime.RunReporter.__call__
 

@@ -20,7 +20,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         # Imported here, not at the top: `--help` and `manage.py help` stay light (issue 17).
-        from adapters import scan_runs
+        from adapters import scan_runs, thumbnails
 
         run = ScanRun.objects.create(roots=options["paths"], hash_files=not options["no_hash"])
         stderr = sys.stderr
@@ -43,6 +43,9 @@ class Command(BaseCommand):
         self.stdout.write(run.message)
         for key, value in run.summary().items():
             self.stdout.write(f"  {key:>10}: {value}")
+        pending = thumbnails.pending_thumbnails().count()
+        if pending:  # not made here: decoding them would take as long as the scan itself
+            self.stdout.write(f"  {pending:,} preview thumbnails are made on first view in the gallery")
         for issue in run.issues[:50]:
             self.stdout.write(f"  ! {issue['path']}: {issue['message']}")
         if len(run.issues) > 50:

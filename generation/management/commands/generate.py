@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
@@ -16,8 +15,7 @@ from rq.worker import Worker
 from adapters.models import Adapter, AdapterFile
 from generation import backends, composer, forms, lora_names, storage, submitting
 from generation.models import BackendLora, GenerationJob, JobStatus
-from generation.sdnext import SDNextError
-from lora_manager import workers
+from lora_manager.runs import workers
 
 
 def lora_choice(spec: str, backend: str) -> composer.LoraChoice:
@@ -138,9 +136,7 @@ class Command(BaseCommand):
             if user is None:
                 raise CommandError(f"no user {options['user']!r}")
         info = backends.server_info(composition.backend)
-        if info.ok and lora_names.sync_state(composition.backend) is None:
-            with contextlib.suppress(SDNextError):
-                lora_names.refresh(composition.backend, rescan=False)  # so the linter knows SD.Next's LoRAs
+        lora_names.read_on_first_use(composition.backend, info)  # so the linter knows SD.Next's LoRAs
         built = composer.build(composition, info)
         printed = {issue.message for issue in built.issues}
         for issue in built.issues:

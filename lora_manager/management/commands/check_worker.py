@@ -23,7 +23,7 @@ class Command(BaseCommand):
             # "auto": enqueue now even inside a transaction; the heartbeat needs no database row.
             queue = django_rq.get_queue(options["queue"], commit_mode="auto")
             job = queue.enqueue(
-                "lora_manager.tasks.heartbeat", 0, token, result_ttl=60, ttl=int(options["timeout"]) + 5
+                "lora_manager.runs.tasks.heartbeat", 0, token, result_ttl=60, ttl=int(options["timeout"]) + 5
             )
         except Exception as exc:
             raise CommandError(f"cannot reach Redis to enqueue a job: {exc}") from exc

@@ -5,7 +5,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import import_string
 
-from lora_manager import installation, periodic, runs
+from lora_manager import installation
+from lora_manager.runs import periodic, tracked
 
 GENERATION_PREFIX = "generation-"
 
@@ -35,7 +36,7 @@ class Command(BaseCommand):
             installation.claim(django_rq.get_connection("default"))
         except installation.InstallationConflict as exc:
             raise CommandError(str(exc)) from exc
-        fixed = runs.reconcile_all()  # every reconciler the apps declared (AppConfig.ready)
+        fixed = tracked.reconcile_all()  # every reconciler the apps declared (AppConfig.ready)
         if fixed:
             self.stdout.write(f"marked {fixed} run(s) or generation(s) whose worker stopped as failed")
         for config in apps.get_app_configs():  # what the apps want done when a worker starts
@@ -45,12 +46,12 @@ class Command(BaseCommand):
                     self.stdout.write(said)
         for name in periodic.schedule_all():  # every periodic job the apps declared, the janitor among them
             self.stdout.write(f"scheduled the periodic job '{name}'")
-        # Children (work-horse, scheduler) die with the worker, even on kill -9 (lora_manager/worker_process.py);
-        # a killed work-horse fails its row at once and heartbeats are frequent (lora_manager/workers.py).
+        # Children (work-horse, scheduler) die with the worker, even on kill -9 (lora_manager/runs/workers.py);
+        # a killed work-horse fails its row at once and heartbeats are frequent (lora_manager/runs/workers.py).
         call_command(
             "rqworker",
             *queues,
             with_scheduler=True,
-            worker_class="lora_manager.workers.Worker",
+            worker_class="lora_manager.runs.workers.Worker",
             worker_ttl=settings.WORKER_TTL,
         )

@@ -1,5 +1,5 @@
 """The dashboard (home page), the system status page and its staff JSON. Thin: the figures are in
-``dashboard.py`` / ``activity_feed.py``, the checks in ``system_status.py``."""
+``dashboard/figures.py`` / ``activity_feed.py``, the checks in ``system_status.py``."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from adapters.models import Adapter
-from lora_manager import charts, dashboard, system_status
+from lora_manager import system_status
+from lora_manager.dashboard import charts
+from lora_manager.dashboard import figures as dashboard_figures
 from lora_manager.models import SuggestionAcceptance
 
 REFRESH_SECONDS = 15
 
 
 def _dashboard_context() -> dict:
-    figures = dashboard.figures()
+    figures = dashboard_figures.collect()
     return {
         "figures": figures,
         "library": figures["library"],
@@ -35,7 +37,7 @@ def _dashboard_context() -> dict:
 @require_GET
 @permission_required("adapters.view_adapter", raise_exception=True)
 def home(request: HttpRequest) -> HttpResponse:
-    template = "lora_manager/_dashboard.html" if request.htmx else "lora_manager/dashboard.html"
+    template = "lora_manager/dashboard/_figures.html" if request.htmx else "lora_manager/dashboard/page.html"
     return render(request, template, _dashboard_context())
 
 

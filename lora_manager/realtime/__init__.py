@@ -1,4 +1,7 @@
-"""Sending news to browsers: small plain-dict events on the channel layer, rendered by consumers."""
+"""Sending news to browsers: small plain-dict events on the channel layer, rendered by consumers.
+
+This package module sends; beside it: ``consumers`` (the project's websocket consumers, the base of the
+apps' ones), ``routing`` (every websocket URL) and ``activity`` (the header's job counts)."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ def group_send(group: str, event: dict) -> None:
         log.warning("could not send %s to %s: %s", event.get("type"), group, exc)
 
 
-RUN_EVENT = "run.progress"  # the one event type of tracked runs; lora_manager.consumers.RunProgressConsumer renders it
+RUN_EVENT = "run.progress"  # the one event type of tracked runs; consumers.RunProgressConsumer renders it
 
 
 class RunReporter:

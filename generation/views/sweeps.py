@@ -12,9 +12,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from adapters.models import Adapter
 from generation import ratings, storage, sweeps
+from generation.forms import SweepForm
 from generation.models import Sweep
-from generation.result_views import adapter_context
-from generation.sweep_forms import SweepForm
+from generation.views.results import adapter_context
 
 VIEW = "generation.view_generationjob"
 SUBMIT = "generation.add_generationjob"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -12,7 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from adapters.models import Adapter
-from generation import backends, composer, deliveries, forms, lora_names, pages, recipes, submitting
+from generation import backends, composer, deliveries, forms, lora_names, page_context, recipes, submitting
 from generation.models import DeliveryTarget, GenerationJob, Preset
 from generation.sdnext import SDNextError
 
@@ -47,7 +45,7 @@ def _initial(request: HttpRequest) -> tuple[composer.Composition, list[str]]:
             notes.append(f"Loaded preset “{preset.name}”.")
     wanted = [int(pk) for pk in request.GET.getlist("adapter") if pk.isdigit()][: composer.MAX_LORAS]
     adapters = Adapter.objects.in_bulk(wanted)
-    composition.loras += [pages.choice_for(adapters[pk]) for pk in wanted if pk in adapters]
+    composition.loras += [page_context.choice_for(adapters[pk]) for pk in wanted if pk in adapters]
     if request.GET.get("backend") in backends.names():
         composition.backend = request.GET["backend"]
     if composition.backend not in backends.names():
@@ -55,27 +53,19 @@ def _initial(request: HttpRequest) -> tuple[composer.Composition, list[str]]:
     return composition, notes
 
 
-def _ensure_lora_list(name: str, info: backends.ServerInfo) -> None:
-    """Read SD.Next's LoRA list on the first visit (later only when the user asks to refresh)."""
-    if info.ok and lora_names.sync_state(name) is None:
-        # On failure the backend fragment shows the server's state and the linter says the list is unknown.
-        with contextlib.suppress(SDNextError, backends.BackendNotConfigured):
-            lora_names.refresh(name, rescan=False)
-
-
-def _page_context(request: HttpRequest, composition: composer.Composition, errors: dict | None = None) -> dict:
+def _compose_context(request: HttpRequest, composition: composer.Composition, errors: dict | None = None) -> dict:
     info = backends.server_info(composition.backend)
-    _ensure_lora_list(composition.backend, info)
+    lora_names.read_on_first_use(composition.backend, info)
     can_cancel = request.user.has_perm("generation.change_generationjob")
     return {
         "composition": composition,
-        "rows": pages.lora_rows(composition),
+        "rows": page_context.lora_rows(composition),
         "built": composer.build(composition, info),
         "errors": errors or {},
         "error_messages": forms.messages(errors or {}),
         "backend_names": backends.names(),
-        "presets": pages.presets(),
-        "popular": pages.popular_adapters(),
+        "presets": page_context.presets(),
+        "popular": page_context.popular_adapters(),
         "delivery_targets": deliveries.enabled_targets(),
         "limits": {
             "steps": composer.STEPS,
@@ -85,8 +75,8 @@ def _page_context(request: HttpRequest, composition: composer.Composition, error
             "count": composer.COUNT,
             "seed": composer.SEED,
         },
-        **pages.backend_context(composition.backend, info, composition),
-        **pages.queue_context(can_cancel, request.user),
+        **page_context.backend_context(composition.backend, info, composition),
+        **page_context.queue_context(can_cancel, request.user),
     }
 
 
@@ -96,7 +86,7 @@ def compose(request: HttpRequest) -> HttpResponse:
     composition, notes = _initial(request)
     for note in notes:
         messages.info(request, note)
-    return render(request, "generation/compose.html", _page_context(request, composition))
+    return render(request, "generation/compose.html", _compose_context(request, composition))
 
 
 @require_POST
@@ -135,14 +125,14 @@ def submit(request: HttpRequest) -> HttpResponse:
         return redirect("generation:job", pk=job.pk)
     if problem:
         errors["form"] = problem
-    return render(request, "generation/compose.html", _page_context(request, composition, errors), status=400)
+    return render(request, "generation/compose.html", _compose_context(request, composition, errors), status=400)
 
 
 @require_GET
 @permission_required(VIEW, raise_exception=True)
 def lora_search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:200]
-    adapters = pages.search_adapters(query) if query else pages.popular_adapters()
+    adapters = page_context.search_adapters(query) if query else page_context.popular_adapters()
     return render(request, "generation/_lora_search.html", {"adapters": adapters, "query": query})
 
 
@@ -153,7 +143,9 @@ def lora_row(request: HttpRequest) -> HttpResponse:
     adapter = get_object_or_404(Adapter, pk=int(raw)) if raw.isdigit() else None
     if adapter is None:
         return HttpResponse("Choose a LoRA from the list.", status=400)
-    response = render(request, "generation/_lora_row.html", {"row": pages.lora_row(adapter, pages.choice_for(adapter))})
+    response = render(
+        request, "generation/_lora_row.html", {"row": page_context.lora_row(adapter, page_context.choice_for(adapter))}
+    )
     # After the swap: the preview re-reads the form, which must already hold the new row (item 3).
     response["HX-Trigger-After-Swap"] = "composer-changed"
     return response
@@ -168,8 +160,8 @@ def backend_status(request: HttpRequest) -> HttpResponse:
         backend=name, checkpoint=request.GET.get("checkpoint", "")[:255], sampler=request.GET.get("sampler", "")[:100]
     )
     info = backends.server_info(name, refresh=request.GET.get("refresh") == "1")
-    _ensure_lora_list(name, info)
-    response = render(request, "generation/_backend.html", pages.backend_context(name, info, composition))
+    lora_names.read_on_first_use(name, info)
+    response = render(request, "generation/_backend.html", page_context.backend_context(name, info, composition))
     response["HX-Trigger-After-Swap"] = "composer-changed"
     return response
 
@@ -191,7 +183,9 @@ def refresh_loras(request: HttpRequest) -> HttpResponse:
         backend=name, checkpoint=request.POST.get("checkpoint", "")[:255], sampler=request.POST.get("sampler", "")[:100]
     )
     info = backends.server_info(name)
-    response = render(request, "generation/_backend.html", pages.backend_context(name, info, composition, message))
+    response = render(
+        request, "generation/_backend.html", page_context.backend_context(name, info, composition, message)
+    )
     response["HX-Trigger-After-Swap"] = "composer-changed"
     return response
 
@@ -215,7 +209,7 @@ def save_preset(request: HttpRequest) -> HttpResponse:
     if not request.htmx:
         messages.info(request, message)
         return HttpResponseRedirect(reverse("generation:compose"))
-    return render(request, "generation/_presets.html", {"presets": pages.presets(), "preset_message": message})
+    return render(request, "generation/_presets.html", {"presets": page_context.presets(), "preset_message": message})
 
 
 @require_POST
@@ -226,4 +220,4 @@ def delete_preset(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.htmx:
         messages.info(request, message)
         return HttpResponseRedirect(reverse("generation:compose"))
-    return render(request, "generation/_presets.html", {"presets": pages.presets(), "preset_message": message})
+    return render(request, "generation/_presets.html", {"presets": page_context.presets(), "preset_message": message})

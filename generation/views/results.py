@@ -17,8 +17,8 @@ from adapters.models import USER_SOURCE, Adapter
 from adapters.previews import PreviewError
 from adapters.thumbnails import store_preview_bytes
 from generation import learning, ratings, retention, storage, sweeps
+from generation.forms import SweepForm
 from generation.models import GenerationImage, GenerationJob, JobStatus
-from generation.sweep_forms import SweepForm
 
 VIEW = "generation.view_generationjob"
 CHANGE = "generation.change_generationjob"

@@ -8,9 +8,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
-from lora_manager import activity
 from lora_manager.outages import REDIS_ERRORS
-from lora_manager.realtime import ACTIVITY_GROUP
+from lora_manager.realtime import ACTIVITY_GROUP, activity
 
 log = logging.getLogger(__name__)
 

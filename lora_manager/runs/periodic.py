@@ -4,6 +4,8 @@ Each app declares its periodic jobs in its ``AppConfig.ready()`` (``self.periodi
 job is a chain: the scheduled RQ job (id ``periodic-<name>-<time>``) runs the work, then schedules
 the next one. ``run_worker`` and every janitor run call ``schedule_all()``, which only adds a link
 where a chain is missing (a worker killed mid-job breaks one), so there is never more than one.
+A scheduled link that names another function than ``RUN`` (left by a release where this module lived
+elsewhere) is dropped and replaced, so moving this module never breaks a chain.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from django.utils.module_loading import import_string
 log = logging.getLogger(__name__)
 
 PREFIX = "periodic-"
+RUN = f"{__name__}.run"  # the function every link of a chain calls (``run`` below)
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,18 @@ def find(name: str) -> Periodic:
 
 
 def scheduled_ids(job: Periodic) -> list[str]:
+    """The scheduled links of this chain; links calling a stale dotted path are removed, not counted."""
     import django_rq  # not at the top: every AppConfig.ready() imports this module (issue 17, fast commands)
+    from rq.job import Job
 
     registry = django_rq.get_queue(job.queue).scheduled_job_registry
-    return [job_id for job_id in registry.get_job_ids() if job_id.startswith(job.job_prefix)]
+    ids = [job_id for job_id in registry.get_job_ids() if job_id.startswith(job.job_prefix)]
+    links = Job.fetch_many(ids, connection=registry.connection)
+    for link in links:
+        if link is not None and link.func_name != RUN:
+            log.info("periodic job %s: dropping link %s, which calls %s", job.name, link.id, link.func_name)
+            registry.remove(link, delete_job=True)
+    return [job_id for job_id, link in zip(ids, links, strict=True) if link is None or link.func_name == RUN]
 
 
 def schedule(job: Periodic) -> bool:
@@ -65,7 +76,7 @@ def schedule(job: Periodic) -> bool:
         return False
     django_rq.get_queue(job.queue).enqueue_in(
         timedelta(seconds=seconds),
-        "lora_manager.periodic.run",
+        RUN,
         job.name,
         job_id=f"{job.job_prefix}{time.time_ns()}",
         at_front=job.at_front,

@@ -41,7 +41,7 @@ def _list_context(request: HttpRequest) -> dict:
 def recipe_list(request: HttpRequest) -> HttpResponse:
     context = {**_list_context(request), "max_files": MAX_FILES, "size_limit": recipes.size_limit()}
     if request.htmx and request.htmx.target == "recipe-results":
-        return render(request, "generation/recipes.html#results", context)
+        return render(request, "generation/_recipe_results.html", context)
     return render(request, "generation/recipes.html", context)
 
 

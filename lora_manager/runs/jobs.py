@@ -12,7 +12,8 @@ from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 
-from lora_manager import activity, outages
+from lora_manager import outages
+from lora_manager.realtime import activity
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""One machinery for tracked runs (scans, embedding runs, archive runs): start, execute, reconcile.
+"""One machinery for tracked runs (scans, embedding runs, archive runs, Civitai lookups): start, execute,
+reconcile.
 
 - ``start`` writes the QUEUED row, then enqueues its job by dotted path when the transaction commits
   (domain modules never import ``tasks.py``), with RQ's failure callback ``on_job_failure``.
@@ -26,14 +27,16 @@ from django.utils import timezone
 from rq.callbacks import Callback
 from rq.exceptions import AbandonedJobError
 
-from lora_manager import activity, outages, periodic, realtime, workers
+from lora_manager import outages, realtime
 from lora_manager.models import TrackedRun
+from lora_manager.realtime import activity
+from lora_manager.runs import periodic, workers
 
 log = logging.getLogger(__name__)
 
 Run = TypeVar("Run", bound=TrackedRun)
 Work = Callable[[TrackedRun, realtime.RunReporter], None]
-FAILURE_CALLBACK = "lora_manager.runs.on_job_failure"
+FAILURE_CALLBACK = "lora_manager.runs.tracked.on_job_failure"
 
 MESSAGES = {
     "stopped": "The worker stopped before this {noun} finished (it was killed or crashed): {again}.",

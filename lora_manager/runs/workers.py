@@ -1,17 +1,25 @@
-"""RQ workers as the app sees them: alive only while their heartbeats are fresh, and what became of a job.
+"""RQ workers: the worker process ``run_worker`` starts (its children die with it, it heartbeats often,
+a killed work-horse fails its row at once) and how the app tells a live worker and a job's fate.
 
-A worker's key in Redis outlives a SIGKILL by minutes (RQ lets it expire ``worker_ttl + 60`` s after
-the last heartbeat), so "listed by RQ" is not "alive": a worker counts as alive while its last
+The process: RQ forks a work-horse per job (in its own process group) and a scheduler process. When
+the worker is killed outright (kill -9, the OOM killer) they used to live on as orphans: a horse
+finished a job after the app had stopped. Every direct child of the worker asks the kernel for SIGKILL
+when the worker dies (Linux ``PR_SET_PDEATHSIG``); processes the horse forks itself are left alone.
+
+Liveness: a worker's key in Redis outlives a SIGKILL by minutes (RQ lets it expire ``worker_ttl + 60`` s
+after the last heartbeat), so "listed by RQ" is not "alive": a worker counts as alive while its last
 heartbeat is within the interval it promised (+ a grace for a loaded machine) and, when it runs on
-this machine, while its process exists. ``run_worker`` starts workers of the class below, which
-promise a heartbeat every ``WORKER_TTL`` s at most and turn a killed work-horse into a failed row at once.
+this machine, while its process exists.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
 import socket
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,24 +32,46 @@ from rq.callbacks import execute_failure_callback
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from lora_manager.worker_process import SupervisedWorker
-
 log = logging.getLogger(__name__)
 
 HEARTBEAT_GRACE_SECONDS = 15  # a busy 2-core machine may send a heartbeat a little late
 ENQUEUE_GRACE = timedelta(seconds=60)  # a row is written before its RQ job is enqueued (on commit)
 LOCAL_PREFIX = "local:"  # rq_job_id of a run executed in-process by a command: "local:<host>:<pid>"
+PR_SET_PDEATHSIG = 1
+_hooked_in: int | None = None
 
 
 class WorkHorseKilled(Exception):
     """The process running a job died (SIGKILL, out of memory) while its worker lived on."""
 
 
-class Worker(SupervisedWorker):
-    """RQ's forking worker whose children die with it (``SupervisedWorker``), tuned for the janitor's rules.
+def _die_with(parent_pid: int) -> None:
+    if os.getppid() != parent_pid:
+        return  # a grandchild (forked by the horse): not ours to tie
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the worker died between fork and prctl
+        os._exit(1)
 
+
+def tie_children_to_this_process() -> None:
+    """From now on, each process this one forks is killed when this one dies (once per process)."""
+    global _hooked_in
+    if not sys.platform.startswith("linux") or _hooked_in == os.getpid():
+        return
+    _hooked_in = os.getpid()
+    parent = os.getpid()
+    os.register_at_fork(after_in_child=lambda: _die_with(parent))
+
+
+class Worker(RQWorker):
+    """RQ's forking worker as ``run_worker`` starts it, tuned for the janitor's rules:
+
+    - its work-horse and scheduler never outlive it (``tie_children_to_this_process``);
     - heartbeats at least every ``WORKER_TTL - 15`` s when idle and every ``WORKER_TTL / 3`` s while a
       job runs (RQ's defaults, 405 s and 30 s, would make a live worker look dead);
+    - registers again when Redis comes back without its data (restarted, flushed): RQ retries the
+      connection by itself, but its registration would be gone, so /readyz and /status would see no worker;
     - when a work-horse dies, the job's own failure callback runs at once (RQ only moves the job
       to its failed registry), so the run or generation row says what happened;
     - closes the database connections before forking, so a horse never shares the parent's socket.
@@ -51,6 +81,18 @@ class Worker(SupervisedWorker):
         kwargs.setdefault("worker_ttl", settings.WORKER_TTL)
         kwargs.setdefault("job_monitoring_interval", max(1, settings.WORKER_TTL // 3))
         super().__init__(*args, **kwargs)
+
+    def work(self, *args, **kwargs):
+        tie_children_to_this_process()
+        return super().work(*args, **kwargs)
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None):
+        if pipeline is None and not self.connection.exists(self.key):
+            self.log.warning(
+                "Worker %s: its registration is gone from Redis (restarted?): registering again", self.name
+            )
+            self.register_birth()
+        return super().heartbeat(timeout, pipeline)
 
     def fork_work_horse(self, job, queue) -> None:
         connections.close_all()

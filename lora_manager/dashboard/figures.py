@@ -3,6 +3,12 @@
 Each section is a plain function returning plain data (dicts, lists, numbers), so the page, its htmx
 refresh and ``GET /api/v1/dashboard`` show the same truth. Every query is an aggregate or a short
 LIMIT over an indexed column: no catalog row is loaded into Python to be counted.
+
+The catalog's figures (library totals, storage, the used / unused lists) are kept per process until
+the catalog version changes (``derived.catalog_token``: any write a figure depends on changes it) or an
+adapter is used (the newest ``last_used_at``) or the day changes, so the 15-second poll costs two
+index lookups at 100,000 adapters; the first request after a write recomputes them (the facet
+columns re-read only the parts that changed). Generation and recommendation figures are read each time.
 """
 
 from __future__ import annotations
@@ -11,12 +17,13 @@ import statistics
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, F, Q, Sum
+from django.db import connection
+from django.db.models import Count, F, Max, Q, Sum
 from django.db.models.functions import TruncDate
 from django.http import QueryDict
 from django.utils import timezone
 
-from adapters import facets, gallery
+from adapters import derived, facets, gallery, gallery_filter
 from adapters.models import Adapter, AdapterFile, BaseModel, FileStatus, LibraryRoot, NetworkType
 from generation.models import GenerationJob, JobStatus, ResultRating
 
@@ -24,6 +31,34 @@ USAGE_DAYS = 30
 LONG_UNUSED_DAYS = 90
 LIST_LIMIT = 10
 OUTCOMES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+_CACHED: dict[tuple, tuple[tuple, Any]] = {}  # (database, section) -> (catalog key, value)
+
+
+def _catalog_key() -> tuple | None:
+    """What the catalog figures depend on beyond the clock's day: None inside a transaction (a caller
+    mid-edit, or a test), where the version may not show uncommitted changes yet, so nothing is reused."""
+    if connection.in_atomic_block:
+        return None
+    newest_use = Adapter.objects.aggregate(newest=Max("last_used_at"))["newest"]  # a lone MAX: the index's end
+    return derived.catalog_token(), newest_use, timezone.localdate()
+
+
+def _cached(section: str, key: tuple | None, compute):
+    if key is None:
+        return compute()
+    slot = (connection.vendor, connection.settings_dict["NAME"], section)
+    found = _CACHED.get(slot)
+    if found is not None and found[0] == key:
+        return found[1]
+    value = compute()
+    _CACHED[slot] = (key, value)
+    return value
+
+
+def clear_cache() -> None:
+    _CACHED.clear()
 
 
 def _labels(choices: list[tuple[str, str]], counts: dict[str, int]) -> list[dict[str, Any]]:
@@ -59,11 +94,13 @@ def _first_ids(querystring: str, sort: str, limit: int = LIST_LIMIT) -> list[Ada
     return [rows[pk] for pk in ids if pk in rows]
 
 
-def library() -> dict[str, Any]:
+def library(key: tuple | None = None) -> dict[str, Any]:
     """Totals, breakdowns, storage per library root, files needing attention and the newest adapters."""
-    raw = _catalog_counts()
-    cube = raw.cube
-    active = cube["active"][True]
+    return _cached("library", key or _catalog_key(), _library)
+
+
+def _file_figures() -> tuple[dict[str, int], dict[int, tuple[int, int]]]:
+    """Files per status, and (bytes, files) of present files per library root: one pass over the files."""
     files = dict(AdapterFile.objects.values_list("status").annotate(n=Count("id")).order_by())
     stored = {
         root_id: (size or 0, n)
@@ -73,6 +110,23 @@ def library() -> dict[str, Any]:
         .order_by()
         .values_list("root", "size", "n")
     }
+    return files, stored
+
+
+def _files_key() -> tuple | None:
+    """The file figures change only with the files and roots tables (their tokens change with every file
+    added, removed, moved, resized or changing status): an edit of adapters does not re-read the files."""
+    if connection.in_atomic_block:
+        return None
+    parts = derived.catalog_parts()
+    return tuple(parts.get(table) for table in ("adapters_adapterfile", "adapters_libraryroot"))
+
+
+def _library() -> dict[str, Any]:
+    raw = _catalog_counts()
+    cube = raw.cube
+    active = cube["active"][True]
+    files, stored = _cached("files", _files_key(), _file_figures)
     roots = [
         {
             "id": root.pk,
@@ -94,7 +148,7 @@ def library() -> dict[str, Any]:
         "missing_files": files.get(FileStatus.MISSING, 0),
         "offline_files": files.get(FileStatus.OFFLINE, 0),
         "with_issues": cube["status"]["issues"],
-        "unreadable_files": Adapter.objects.unreadable().count(),  # the "Files with problems" page
+        "unreadable_files": _catalog_counts("status=error").total,  # the "Files with problems" page
         "duplicates": raw.duplicates,
         "recently_added": [_adapter_row(a) for a in _first_ids("", "-added")],
     }
@@ -141,17 +195,34 @@ def _median_seconds_per_image(since: datetime) -> float | None:
     return round(statistics.median(per_image), 2) if per_image else None
 
 
-def usage(days: int = USAGE_DAYS, now: datetime | None = None) -> dict[str, Any]:
+def _adapter_usage() -> dict[str, Any]:
+    """Which LoRAs are (not) used: counts and lists as the linked gallery filters show them."""
+    most_used = Adapter.objects.usable().filter(usage_count__gt=0).order_by("-usage_count", "id")[:LIST_LIMIT]
+    never_query, long_query = "unused=never&active=1", f"unused={LONG_UNUSED_DAYS}&active=1"
+    cutoff = gallery_filter.unused_cutoff(str(LONG_UNUSED_DAYS))
+    long_unused = Adapter.objects.usable().filter(last_used_at__lt=cutoff, active=True)  # used once, then not since
+    never_used_count = _catalog_counts(never_query).total
+    return {
+        "most_used": [_adapter_row(a) for a in most_used],
+        # Never used = no generation ever; "unused for N days" includes them (the gallery's filter), so the
+        # difference is the used-once-then-not-since count, from the facet columns (no wide-row reads).
+        "never_used_count": never_used_count,
+        "never_used": [_adapter_row(a) for a in _first_ids(never_query, "added")],
+        "never_used_query": never_query,
+        "long_unused_days": LONG_UNUSED_DAYS,
+        "long_unused_count": _catalog_counts(long_query).total - never_used_count,
+        "long_unused": [_adapter_row(a) for a in long_unused.order_by("last_used_at", "id")[:LIST_LIMIT]],
+        "long_unused_query": long_query,
+    }
+
+
+def usage(days: int = USAGE_DAYS, now: datetime | None = None, key: tuple | None = None) -> dict[str, Any]:
     """Generations per day, success rate, median time per image and which LoRAs are (not) used."""
     now = now or timezone.now()
     since = now - timedelta(days=days)
     per_day = generations_per_day(days, now)
     outcomes = {status: sum(row[status] for row in per_day) for status in OUTCOMES}
     finished = outcomes[JobStatus.SUCCEEDED] + outcomes[JobStatus.FAILED]
-    most_used = Adapter.objects.usable().filter(usage_count__gt=0).order_by("-usage_count", "id")[:LIST_LIMIT]
-    never_query, long_query = "unused=never&active=1", f"unused={LONG_UNUSED_DAYS}&active=1"
-    cutoff = gallery.unused_cutoff(str(LONG_UNUSED_DAYS))
-    long_unused = Adapter.objects.usable().filter(last_used_at__lt=cutoff, active=True)  # used once, then not since
     return {
         "days": days,
         "per_day": per_day,
@@ -160,15 +231,7 @@ def usage(days: int = USAGE_DAYS, now: datetime | None = None) -> dict[str, Any]
         # Cancelled jobs are a user's choice, not a failure: the rate is succeeded / (succeeded + failed).
         "success_rate": round(outcomes[JobStatus.SUCCEEDED] / finished, 4) if finished else None,
         "median_seconds_per_image": _median_seconds_per_image(since),
-        "most_used": [_adapter_row(a) for a in most_used],
-        # Counts and lists as the linked gallery filters show them (never used = no generation ever).
-        "never_used_count": _catalog_counts(never_query).total,
-        "never_used": [_adapter_row(a) for a in _first_ids(never_query, "added")],
-        "never_used_query": never_query,
-        "long_unused_days": LONG_UNUSED_DAYS,
-        "long_unused_count": long_unused.count(),
-        "long_unused": [_adapter_row(a) for a in long_unused.order_by("last_used_at", "id")[:LIST_LIMIT]],
-        "long_unused_query": long_query,
+        **_cached("adapter_usage", key or _catalog_key(), _adapter_usage),
         "best_rated": best_rated_loras(),
         **result_thumbs(),
     }
@@ -221,14 +284,15 @@ def recommendations(now: datetime | None = None, days: int = USAGE_DAYS) -> dict
     }
 
 
-def figures(now: datetime | None = None) -> dict[str, Any]:
+def collect(now: datetime | None = None) -> dict[str, Any]:
     """Everything the dashboard shows, as JSON-ready data."""
     from lora_manager import activity_feed
 
+    key = _catalog_key()
     return {
         "generated_at": (now or timezone.now()).isoformat(),
-        "library": library(),
-        "usage": usage(now=now),
+        "library": library(key),
+        "usage": usage(now=now, key=key),
         "recommendations": recommendations(now=now),
         "activity": activity_feed.recent(),
     }

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from generation import history, pages, rerunning, storage, submitting
+from generation import history, page_context, rerunning, storage, submitting
 from generation.models import GenerationImage, GenerationJob, JobStatus
 
 VIEW = "generation.view_generationjob"
@@ -28,7 +28,7 @@ def _can(request: HttpRequest) -> tuple[bool, bool]:
 @permission_required(VIEW, raise_exception=True)
 def jobs(request: HttpRequest) -> HttpResponse:
     can_cancel, _ = _can(request)
-    context = {**pages.queue_context(can_cancel, request.user), **pages.recent_context(request.user)}
+    context = {**page_context.queue_context(can_cancel, request.user), **page_context.recent_context(request.user)}
     return render(request, "generation/jobs.html", context)
 
 
@@ -36,27 +36,27 @@ def jobs(request: HttpRequest) -> HttpResponse:
 @permission_required(VIEW, raise_exception=True)
 def queue_fragment(request: HttpRequest) -> HttpResponse:
     can_cancel, _ = _can(request)
-    return render(request, "generation/_queue.html", pages.queue_context(can_cancel, request.user))
+    return render(request, "generation/_queue.html", page_context.queue_context(can_cancel, request.user))
 
 
 @require_GET
 @permission_required(VIEW, raise_exception=True)
 def recent_fragment(request: HttpRequest) -> HttpResponse:
-    return render(request, "generation/_recent.html", pages.recent_context(request.user))
+    return render(request, "generation/_recent.html", page_context.recent_context(request.user))
 
 
 @require_GET
 @permission_required(VIEW, raise_exception=True)
 def job(request: HttpRequest, pk: int) -> HttpResponse:
     found = get_object_or_404(GenerationJob.objects.select_related("requested_by").visible_to(request.user), pk=pk)
-    return render(request, "generation/job.html", pages.job_context(found, *_can(request)))
+    return render(request, "generation/job.html", page_context.job_context(found, *_can(request)))
 
 
 @require_GET
 @permission_required(VIEW, raise_exception=True)
 def job_panel(request: HttpRequest, pk: int) -> HttpResponse:
     found = get_object_or_404(GenerationJob.objects.select_related("requested_by").visible_to(request.user), pk=pk)
-    return render(request, "generation/_job_panel.html", pages.job_context(found, *_can(request)))
+    return render(request, "generation/_job_panel.html", page_context.job_context(found, *_can(request)))
 
 
 @require_POST
@@ -67,9 +67,9 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         if request.POST.get("fragment") == "panel":
             found.refresh_from_db()
-            response = render(request, "generation/_job_panel.html", pages.job_context(found, *_can(request)))
+            response = render(request, "generation/_job_panel.html", page_context.job_context(found, *_can(request)))
         else:
-            response = render(request, "generation/_queue.html", pages.queue_context(True, request.user))
+            response = render(request, "generation/_queue.html", page_context.queue_context(True, request.user))
         response["HX-Trigger"] = "job-cancel-requested"
         return response
     messages.info(request, f"Job #{found.pk}: {message}")
@@ -131,5 +131,5 @@ def history_page(request: HttpRequest) -> HttpResponse:
         "sorts": history.SORT_LABELS,
     }
     if request.htmx and request.htmx.target == "history-results":
-        return render(request, "generation/history.html#results", context)
+        return render(request, "generation/_history_results.html", context)
     return render(request, "generation/history.html", context)

@@ -1,6 +1,6 @@
 import time
 
-from lora_manager.jobs import tracked
+from lora_manager.runs.jobs import tracked
 
 
 @tracked
