@@ -1,7 +1,6 @@
 """The scan's fast paths give the answers of the slow ones they skip."""
 
 import pytest
-from django.db import connection
 
 from adapters import detection, sidecars
 from adapters.reading import FileRead, make_storable
@@ -43,10 +42,13 @@ def test_companion_lookup_prefers_the_exact_name_then_the_first_case_insensitive
     assert found == ["m.thumb.jpg", "m.png", "m.preview.webp"]  # in the order of the suffixes asked for
 
 
-@pytest.mark.django_db
-def test_sqlite_keeps_statement_journals_in_memory():
-    if connection.vendor != "sqlite":
-        pytest.skip("an SQLite pragma")
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA temp_store")
-        assert cursor.fetchone()[0] == 2  # MEMORY: trigger-firing bulk inserts were 2.5x slower with temp files
+def test_sqlite_keeps_statement_journals_in_memory(tmp_path):
+    """On any configured engine: an SQLite database as settings would configure it gets temp_store=MEMORY."""
+    import sqlite3
+
+    from lora_manager.env import database_config
+
+    config = database_config(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path)
+    db = sqlite3.connect(config["NAME"])
+    db.executescript(config["OPTIONS"]["init_command"])
+    assert db.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY: trigger-firing bulk inserts were 2.5x slower
