@@ -142,7 +142,9 @@ def test_a_worker_start_settles_rows_its_dead_predecessor_left_and_runs_the_next
     lost = ScanRun.objects.create(rq_job_id="scan-never-enqueued")  # Redis emptied before a worker took it
     ScanRun.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=5))
     replacement = start_worker("default", LORA_MANAGER_LIBRARY_DIRS=str(root))
-    wait_for("the start-up reconcile", lambda: row(ScanRun, stuck.pk).status == "failed", worker=replacement)
+    # Rows are settled one at a time (and the killed run's may be settled first by RQ's own cleanup): wait for both.
+    settled = lambda: {row(ScanRun, stuck.pk).status, row(ScanRun, lost.pk).status} == {"failed"}  # noqa: E731
+    wait_for("the start-up reconcile", settled, worker=replacement)
     assert "worker stopped" in row(ScanRun, stuck.pk).message
     assert "lost from the queue" in row(ScanRun, lost.pk).message
     assert tracked.reconcile(ScanRun) == 0  # nothing left to settle
