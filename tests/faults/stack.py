@@ -14,6 +14,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -190,6 +192,18 @@ class Stack:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
+
+
+@contextmanager
+def running(app: Stack) -> Iterator[Stack]:
+    """The stack once ready; afterwards stopped, with its log kept beside its data and printed for the report."""
+    try:
+        wait_until(app.ready, 240, f"the stack to be ready; its log:\n{app.log[-3000:]}", interval=0.5)
+        yield app
+    finally:
+        app.stop()
+        (app.data_dir / "stack.log").write_text(app.log)
+        print(f"the stack's log: {app.data_dir / 'stack.log'}\n{app.log[-4000:]}")
 
 
 def alive(pid: int) -> bool:

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from tests.faults.stack import RedisServer, Stack, WebSocket, alive
+from tests.faults.stack import RedisServer, Stack, WebSocket, alive, running
 from tests.faults.waiting import wait_until
 from tests.standins.sdnext import SDNextStandIn
 
@@ -39,14 +39,9 @@ def stack(tmp_path_factory, redis_server, standin):
         standin.url,
         extra_env={"LORA_MANAGER_HTTP_PROCESSES": str(PROCESSES)},
     )
-    try:
-        wait_until(app.ready, 240, f"the stack to be ready; its log:\n{app.log[-3000:]}", interval=0.5)
+    with running(app):
         wait_until(lambda: len(app.web_processes()) == PROCESSES, 60, f"{PROCESSES} daphne processes")
         yield app
-    finally:
-        app.stop()
-        (app.data_dir / "stack.log").write_text(app.log)
-        print(f"the stack's log: {app.data_dir / 'stack.log'}\n{app.log[-4000:]}")
 
 
 @pytest.fixture(scope="module")

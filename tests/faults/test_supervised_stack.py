@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.faults.stack import RedisServer, Stack, WebSocket, alive
+from tests.faults.stack import RedisServer, Stack, WebSocket, alive, running
 from tests.faults.waiting import wait_until
 from tests.standins.sdnext import SDNextStandIn
 
@@ -35,14 +35,8 @@ def standin():
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, redis_server, standin):
-    app = Stack(tmp_path_factory.mktemp("stack-data"), redis_server.url, standin.url)
-    try:
-        wait_until(app.ready, 240, f"the stack to be ready; its log:\n{app.log[-3000:]}", interval=0.5)
+    with running(Stack(tmp_path_factory.mktemp("stack-data"), redis_server.url, standin.url)) as app:
         yield app
-    finally:
-        app.stop()
-        (app.data_dir / "stack.log").write_text(app.log)
-        print(f"the stack's log: {app.data_dir / 'stack.log'}\n{app.log[-4000:]}")
 
 
 @pytest.fixture(scope="module")
