@@ -29,6 +29,9 @@ DROP = """([name, data]) => {
   zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
 }"""
 
+# The whole LoRA table (how each LoRA was found, or why not, is its last column) is inside its card.
+FITS = "(table) => table.getBoundingClientRect().right <= table.closest('.card').getBoundingClientRect().right + 1"
+
 
 def test_import_a1111_and_comfyui_images_then_open_them_in_the_composer(live_app, page, sdnext_standin, tmp_path: Path):
     root = Path(sdnext_standin.engine.loras.root)
@@ -74,6 +77,7 @@ def test_import_a1111_and_comfyui_images_then_open_them_in_the_composer(live_app
     expect(table.locator("tr.lora-matched")).to_have_count(2)
     expect(table).to_contain_text("AutoV3 (tensor hash)")
     expect(page.locator(f"#recipe-{first.pk} img.recipe-image")).to_be_visible()
+    assert table.evaluate(FITS), "the LoRA table overflows its card: 'In the catalog' is scrolled out of sight"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "recipe-a1111.png"), full_page=True)
 
@@ -89,6 +93,7 @@ def test_import_a1111_and_comfyui_images_then_open_them_in_the_composer(live_app
     expect(page.locator("#recipe-prompt")).to_have_text("a lighthouse at dusk, ink style")
     expect(page.locator("#recipe-loras")).to_contain_text("File name")
     expect(page.locator("#recipe-loras tr.lora-matched")).to_have_count(2)
+    assert page.locator("#recipe-loras").evaluate(FITS)
     page.screenshot(path=str(ARTIFACTS / "recipe-comfyui.png"), full_page=True)
     page.get_by_role("link", name="Open in composer").click()
     expect(page.locator("#prompt")).to_have_value("a lighthouse at dusk, ink style")
