@@ -87,7 +87,8 @@ def detail_context(adapter: Adapter, editing: str = "", form=None) -> dict:
         "image": _section_context(adapter, "image", form if editing == "image" else None),
         "sources": sorted(adapter.sources.items()),
         "civitai": CivitaiRecord.objects.filter(adapter_id=adapter.pk).first(),
-        "civitai_images": civitai_lookup.example_images(adapter.pk),
+        "civitai_images": (images := civitai_lookup.example_images(adapter.pk)),
+        "civitai_images_with_meta": sum(1 for image in images if image["meta"]),  # the ones that can be recipes
         "civitai_enabled": civitai_lookup.enabled(),
     }
 

@@ -220,6 +220,8 @@ def test_civitai_examples_become_recipes_once(editor_client, viewer, hashed):
     }
     CivitaiImage.objects.create(adapter=pixel, position=0, url="https://image.civitai.com/x/1.png", meta=meta)
     CivitaiImage.objects.create(adapter=pixel, position=1, url="https://image.civitai.com/x/2.png", meta={})
+    page = editor_client.get(f"/library/{pixel.pk}/").content.decode()
+    assert "2 example images stored, 1 with generation parameters." in page and 'id="civitai-recipes-button"' in page
 
     assert _client(viewer).post(f"/generate/recipes/from-civitai/{pixel.pk}/").status_code == 403
     response = editor_client.post(f"/generate/recipes/from-civitai/{pixel.pk}/")
@@ -240,3 +242,6 @@ def test_civitai_examples_become_recipes_once(editor_client, viewer, hashed):
     assert editor_client.post("/generate/recipes/from-civitai/999999/").status_code == 404
     detail = editor_client.get(f"/library/{pixel.pk}/").content.decode()
     assert "Save the examples as recipes" in detail
+    CivitaiImage.objects.filter(adapter=pixel).update(meta=None)  # examples without parameters: nothing to save
+    page = editor_client.get(f"/library/{pixel.pk}/").content.decode()
+    assert "2 example images stored, 0 with generation parameters." in page and "civitai-recipes-button" not in page
