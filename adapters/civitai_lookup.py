@@ -12,6 +12,7 @@ A 404 is remembered as "not on Civitai" and asked again only after 30 days, or w
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from django.utils import timezone
 
 from adapters import thumbnails
 from adapters.bulk_edit import normalize_tag
-from adapters.civitai import CivitaiClient, CivitaiError
+from adapters.civitai import Cancelled, CivitaiClient, CivitaiError
 from adapters.forms import MAX_TRIGGER_WORDS
 from adapters.models import USER_SOURCE, Adapter, CivitaiImage, CivitaiRecord, NsfwLevel, Tag, ViewerPreference
 from adapters.previews import PreviewError
@@ -341,6 +342,26 @@ def ids_for(mode: str, ids: list[int] | None = None) -> list[int]:
         hashed = hashed.exclude(civitai__found=False, civitai__checked_at__gte=cutoff)
         hashed = hashed.exclude(civitai__isnull=True, not_on_civitai=True, created_at__gte=cutoff)  # a sidecar's {}
     return list(hashed.order_by("pk").values_list("pk", flat=True))
+
+
+def page_for_hash(value: str, seconds: float = 30.0) -> str | None:
+    """Civitai's page of the model version whose file has this hash (a recipe's LoRA missing from the catalog),
+    asked once because a person clicked; None when Civitai does not know it. Bounded for a web request: one
+    retry, and a ``429`` asking to wait past ``seconds`` is an error instead of a wait. Raises ValueError for
+    a hash that is not one, CivitaiError (with a message for people) when the feature is off or Civitai fails."""
+    digest = normalize_hash(value)
+    deadline = time.monotonic() + seconds
+    client = make_client(should_stop=lambda: time.monotonic() > deadline)
+    client.retries, client.timeout = 1, min(client.timeout, seconds / 3)
+    try:
+        version = client.version_by_hash(digest)
+    except Cancelled:
+        raise CivitaiError(f"Civitai asked to wait more than {seconds:g} s; try again later") from None
+    model_id = _int(version, "modelId") if version else None
+    if model_id is None:
+        return None
+    version_id = _int(version, "id")
+    return f"https://civitai.com/models/{model_id}" + (f"?modelVersionId={version_id}" if version_id else "")
 
 
 def example_images(adapter_id: int) -> list[dict]:

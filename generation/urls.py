@@ -43,6 +43,7 @@ urlpatterns = [
     path("recipes/<int:pk>/delete/", recipes.delete_recipe, name="delete_recipe"),
     path("recipes/<int:pk>/generate/", recipes.generate_again, name="generate_recipe"),
     path("recipes/<int:pk>/rematch/", recipes.rematch, name="rematch_recipe"),
+    path("recipes/<int:pk>/loras/<int:lora_id>/civitai/", recipes.civitai_page, name="recipe_lora_civitai"),
     path("recipes/from-civitai/<int:adapter_id>/", recipes.from_civitai_examples, name="civitai_recipes"),
     path("images/<int:image_id>/save-recipe/", recipes.save_job_image, name="save_recipe"),
 ]

@@ -13,10 +13,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from adapters import civitai_lookup
+from adapters.civitai import CivitaiError
 from adapters.models import Adapter
 from adapters.thumbnails import thumbnail_path
 from generation import backends, recipes, storage, submitting
-from generation.models import GenerationImage, Recipe
+from generation.models import GenerationImage, Recipe, RecipeLora
 
 VIEW, ADD, DELETE = "generation.view_recipe", "generation.add_recipe", "generation.delete_recipe"
 SUBMIT = "generation.add_generationjob"
@@ -87,6 +89,7 @@ def recipe_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "loras": loras,
         "missing": [lora for lora in loras if not lora.adapter_id],
         "extra": sorted((k, v) for k, v in recipe.parameters.items() if k != "graph"),
+        "civitai_enabled": civitai_lookup.enabled(),
     }
     return render(request, "generation/recipe.html", context)
 
@@ -144,6 +147,27 @@ def rematch(request: HttpRequest, pk: int) -> HttpResponse:
     recipe = _visible(request, pk)
     changed = recipes.rematch(recipe)
     messages.info(request, f"{changed} LoRA match{'es' if changed != 1 else ''} changed." if changed else "No change.")
+    return redirect("generation:recipe", pk=recipe.pk)
+
+
+@require_GET
+@permission_required(VIEW, raise_exception=True)
+def civitai_page(request: HttpRequest, pk: int, lora_id: int) -> HttpResponse:
+    """A LoRA missing from the catalog: ask Civitai by its hash (a person clicked) and go to its page there.
+    A link, not a form: the CSP's ``form-action 'self'`` would stop a form's redirect to civitai.com. It
+    stores nothing; the client's pacing and a bounded wait keep it polite."""
+    recipe = _visible(request, pk)
+    lora = get_object_or_404(RecipeLora, pk=lora_id, recipe=recipe)
+    try:
+        url = civitai_lookup.page_for_hash(lora.hash)
+    except ValueError:
+        messages.error(request, f"“{lora.name}” has no usable hash to look up on Civitai.")
+    except CivitaiError as exc:
+        messages.error(request, f"Civitai lookup of “{lora.name}” failed: {exc}")
+    else:
+        if url:
+            return redirect(url)
+        messages.info(request, f"Civitai does not know “{lora.name}” (hash {lora.hash}).")
     return redirect("generation:recipe", pk=recipe.pk)
 
 

@@ -13,6 +13,7 @@ from adapters.models import Adapter
 from adapters.scanning import scan
 from generation import composer, submitting
 from generation.models import GenerationJob
+from tests.adapters.civitai_fixtures import civitai  # noqa: F401 - the Civitai stand-in fixture
 from tests.adapters.conftest import lora
 from tests.standins.sdnext import SDNextStandIn
 

@@ -3,6 +3,7 @@ private results, "Open in composer", "Generate again" and "Save as recipe" on a 
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pytest
@@ -13,10 +14,12 @@ from adapters.identity import hash_pending
 from adapters.models import Adapter
 from generation import recipes
 from generation.models import GenerationJob, JobStatus, Recipe
+from generation.recipe_parsing import ParsedLora, ParsedRecipe
 from lora_manager.roles import EDITOR
 from tests.conftest import make_user
 from tests.generation import recipe_images as ri
 from tests.generation.results_factory import finished_job, image_of
+from tests.standins.civitai import StandInLora
 
 
 @pytest.fixture
@@ -112,6 +115,52 @@ def test_missing_loras_are_listed_with_their_hash(viewer_client, hashed):
     recipe.loras.filter(name="ink_sd15").update(name="gone", adapter=None, matched_by="", note="not in the catalog")
     html = viewer_client.get(f"/generate/recipes/{recipe.pk}/").content.decode()
     assert "lora-missing" in html and "0123456789ab" in html
+
+
+def test_a_missing_lora_is_found_on_civitai_by_its_hash(viewer_client, civitai, settings):
+    """The recipe page links each missing LoRA with a hash to Civitai: one lookup by hash when clicked, then
+    its model page; a hash Civitai does not know, or Civitai failing, is a message on the recipe page."""
+    sha = hashlib.sha256(b"neon glow file").hexdigest()
+    neon_on_civitai = civitai.add_lora(StandInLora(sha, name="Neon Glow"))
+    parsed = ParsedRecipe(source="a1111", prompt="a neon city")
+    parsed.loras = [
+        ParsedLora("neon_glow", 0.5, sha[:10].upper()),
+        ParsedLora("ghost", 0.7, "0123456789ab"),
+        ParsedLora("nohash", 0.4),
+    ]
+    recipe = recipes.save(parsed, title="neon.png")
+    neon, ghost, nohash = recipe.loras.order_by("position")
+    html = viewer_client.get(f"/generate/recipes/{recipe.pk}/").content.decode()
+    for lora in (neon, ghost):
+        assert f'href="/generate/recipes/{recipe.pk}/loras/{lora.pk}/civitai/"' in html
+    assert f"/loras/{nohash.pk}/civitai/" not in html  # nothing to ask about
+    assert not civitai.requests  # nothing is asked until a person clicks
+
+    answer = viewer_client.get(f"/generate/recipes/{recipe.pk}/loras/{neon.pk}/civitai/")
+    assert answer.status_code == 302
+    assert answer["Location"] == (
+        f"https://civitai.com/models/{neon_on_civitai.model_id}?modelVersionId={neon_on_civitai.version_id}"
+    )
+    assert [r["path"] for r in civitai.requests] == [f"/api/v1/model-versions/by-hash/{sha[:10]}"]
+
+    page = viewer_client.get(f"/generate/recipes/{recipe.pk}/loras/{ghost.pk}/civitai/", follow=True)
+    assert "Civitai does not know “ghost” (hash 0123456789ab)." in page.content.decode()
+    page = viewer_client.get(f"/generate/recipes/{recipe.pk}/loras/{nohash.pk}/civitai/", follow=True)
+    assert "“nohash” has no usable hash to look up on Civitai." in page.content.decode()
+    civitai.set_fault("500")
+    page = viewer_client.get(f"/generate/recipes/{recipe.pk}/loras/{neon.pk}/civitai/", follow=True)
+    assert page.status_code == 200 and "Civitai lookup of “neon_glow” failed: Civitai failed 2 times (HTTP 500)" in (
+        page.content.decode()
+    )
+    civitai.set_fault(None)
+    other = recipes.save(ParsedRecipe(source="a1111"), title="other.png")
+    assert viewer_client.get(f"/generate/recipes/{other.pk}/loras/{neon.pk}/civitai/").status_code == 404
+
+    settings.CIVITAI_URL = ""  # switched off: no link, and the address refuses without touching the network
+    asked = len(civitai.requests)
+    assert "/civitai/" not in viewer_client.get(f"/generate/recipes/{recipe.pk}/").content.decode()
+    page = viewer_client.get(f"/generate/recipes/{recipe.pk}/loras/{neon.pk}/civitai/", follow=True)
+    assert "Civitai lookups are switched off" in page.content.decode() and len(civitai.requests) == asked
 
 
 def test_delete_needs_the_permission(viewer, editor_client, hashed):
