@@ -152,7 +152,7 @@ def lookup(adapter: Adapter, client: CivitaiClient) -> Outcome:
         model = client.model(model_id) if model_id else None
         image = _preview_image(version)
         preview, preview_problem = None, ""
-        if image is not None and _wants_preview(adapter):
+        if image is not None and _wants_preview(adapter, _str(image, "url", 1000)):
             try:
                 preview = client.image(_str(image, "url", 1000))
             except CivitaiError as exc:
@@ -175,14 +175,22 @@ def lookup(adapter: Adapter, client: CivitaiClient) -> Outcome:
             preview_problem = f"preview {exc!s}"
     if preview_problem:
         _set_issue(adapter.pk, preview_problem)
-        CivitaiRecord.objects.filter(pk=adapter.pk).update(message=preview_problem[:1000])
+        # The picture shown (if any) is not this one: the next lookup tries it again.
+        CivitaiRecord.objects.filter(pk=adapter.pk).update(message=preview_problem[:1000], preview_url="")
         return Outcome("found", update=record.update_version_id is not None, message=preview_problem)
     return Outcome("found", update=record.update_version_id is not None)
 
 
-def _wants_preview(adapter: Adapter) -> bool:
-    """Only adapters showing a letter placeholder (or an earlier Civitai preview) get one downloaded."""
-    return not adapter.preview_source or adapter.preview_source == SOURCE
+def _wants_preview(adapter: Adapter, url: str) -> bool:
+    """Only adapters showing a letter placeholder (or an earlier Civitai preview) get one downloaded, and an
+    earlier Civitai preview only when Civitai now shows another picture: refreshing "update available" for a
+    whole library would otherwise fetch every preview again, a third of the requests, for the same bytes."""
+    if adapter.preview_source and adapter.preview_source != SOURCE:
+        return False
+    if adapter.preview_source == SOURCE and adapter.preview_key:
+        shown = CivitaiRecord.objects.filter(adapter_id=adapter.pk).values_list("preview_url", flat=True).first()
+        return shown != url or not thumbnails.thumbnail_path(adapter.preview_key, "card").is_file()
+    return True
 
 
 def _source_set(field: str):

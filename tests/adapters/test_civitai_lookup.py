@@ -14,6 +14,7 @@ from adapters import civitai_lookup, thumbnails
 from adapters.models import Adapter, CivitaiImage, CivitaiRecord, CivitaiRun
 from tests.adapters.catalog_factory import make_adapter
 from tests.adapters.civitai_fixtures import fast_client, published
+from tests.standins.civitai import png_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -150,6 +151,37 @@ def test_a_local_preview_is_kept(civitai, tmp_path):
     adapter.refresh_from_db()
     assert adapter.preview_source == str(tmp_path / "x.png")
     assert len([r for r in civitai.requests if r["path"].startswith("/images/")]) == 0
+
+
+def test_a_refresh_downloads_the_preview_only_when_civitai_shows_another(civitai):
+    """Refreshing "update available" asks for the version and the model, not the same picture again; a new
+    first picture, or one whose download failed last time, is fetched."""
+    adapter, lora = published(civitai, "refresh")
+    client = fast_client(civitai)
+    civitai_lookup.lookup(adapter, client)
+    adapter.refresh_from_db()
+    first_key = adapter.preview_key
+
+    def images_asked() -> list[str]:
+        paths = [r["path"] for r in civitai.requests if r["path"].startswith("/images/")]
+        civitai.requests.clear()
+        return paths
+
+    assert images_asked() == [f"/images/{lora.version_id}-0.png"]
+    assert civitai_lookup.lookup(Adapter.objects.get(pk=adapter.pk), client).status == "found"
+    assert images_asked() == [] and Adapter.objects.get(pk=adapter.pk).preview_key == first_key
+
+    civitai.images["/images/new.png"] = png_bytes("a new first picture", color=(10, 120, 40))
+    civitai.versions[lora.version_id]["images"][0]["url"] = civitai.url + "/images/new.png"
+    civitai.set_fault("not_image", times=1)
+    outcome = civitai_lookup.lookup(Adapter.objects.get(pk=adapter.pk), client)
+    assert outcome.status == "found" and "not an image" in outcome.message
+    assert images_asked() == ["/images/new.png"] and Adapter.objects.get(pk=adapter.pk).preview_key == first_key
+    civitai_lookup.lookup(Adapter.objects.get(pk=adapter.pk), client)  # the failed one is tried again
+    assert images_asked() == ["/images/new.png"]
+    adapter.refresh_from_db()
+    assert adapter.preview_key != first_key and not adapter.issues
+    assert CivitaiRecord.objects.get(adapter=adapter).preview_url == civitai.url + "/images/new.png"
 
 
 def test_command_missing_then_all_with_json(civitai, capsys):
