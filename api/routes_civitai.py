@@ -23,11 +23,14 @@ def run_out(run: CivitaiRun) -> dict:
 
 
 def _start(request: HttpRequest, mode: str, ids: list[int] | None = None) -> CivitaiRun:
+    """A new run, or 409 while one runs; also when the running one has the same mode or ids: a client must
+    not take someone else's run (or its own earlier one) for the run it just asked for."""
+    newest = CivitaiRun.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     try:
         run = civitai_runs.start_run(mode, ids, user=request.user)
     except civitai_runs.CivitaiOff as exc:
         raise HttpError(409, str(exc)) from exc
-    if run.mode != mode or (ids is not None and run.adapter_ids != ids):
+    if run.pk <= newest:  # start_run answered with the run already queued or running
         raise HttpError(409, f"Civitai lookup #{run.pk} is running; wait for it (GET /api/v1/civitai/runs/{run.pk}).")
     return run
 

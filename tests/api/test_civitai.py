@@ -43,6 +43,9 @@ def test_bulk_by_filter_ids_or_mode(editor_api, civitai):
     assert cancelled.json()["status"] == "cancelled"
     by_mode = editor_api.post("/api/v1/civitai/runs", {"mode": "missing"})
     assert by_mode.status_code == 202 and by_mode.json()["mode"] == "missing"
+    again = editor_api.post("/api/v1/civitai/runs", {"mode": "missing"})  # the same mode while it is queued
+    assert again.status_code == 409 and f"#{by_mode.json()['id']} is running" in again.json()["detail"]
+    assert editor_api.post(f"/api/v1/adapters/{a.pk}/civitai").status_code == 409
     for body, words in [
         ({"ids": [a.pk], "mode": "all"}, "one of"),
         ({"filter": "base=SD9"}, "filter"),
