@@ -156,9 +156,11 @@ def demo_lora_dir(env: dict, data_dir: Path) -> Path:
 
         samples = [("pixel_art_xl", "sdxl", "pixel art"), ("ink_sketch_xl", "sdxl", "ink sketch"),
                    ("watercolor_sd15", "sd15", "watercolor")]  # fmt: skip
-        for stem, kind, trigger in samples:
+        for seed, (stem, kind, trigger) in enumerate(samples, 1):
             metadata = kohya_metadata(kind, output_name=stem, ss_tag_frequency=json.dumps({"1_img": {trigger: 12}}))
-            write_lora(folder / f"{stem}.safetensors", kind=kind, metadata=metadata, max_modules=6)
+            # Each its own weights: with equal tensors two samples were duplicates of each other (same AutoV3),
+            # so a recipe naming one by hash matched two LoRAs and the catalog mixed their trigger words.
+            write_lora(folder / f"{stem}.safetensors", kind=kind, metadata=metadata, max_modules=6, seed=seed)
             old = time.time() - 3600  # written long enough ago for the hasher to trust them
             os.utime(folder / f"{stem}.safetensors", (old, old))
     env["LORA_MANAGER_LIBRARY_DIRS"] = str(folder)

@@ -33,3 +33,16 @@ def test_manage_mode_uses_the_running_apps_data_dir_and_private_redis(tmp_path):
     finally:
         running.stop()
     assert not (data_dir / "redis" / "url").exists() and launcher.running_app_redis(data_dir) is None
+
+
+def test_the_demo_loras_have_weights_of_their_own(tmp_path):
+    """Three sample LoRAs with three sets of tensors (the bytes after the safetensors header, which AutoV3
+    hashes): none is a duplicate of another."""
+    env: dict = {}
+    folder = launcher.demo_lora_dir(env, tmp_path)
+    assert env["LORA_MANAGER_LIBRARY_DIRS"] == str(folder)
+    tensors = set()
+    for path in sorted(folder.glob("*.safetensors")):
+        raw = path.read_bytes()
+        tensors.add(raw[8 + int.from_bytes(raw[:8], "little") :])
+    assert len(tensors) == 3
