@@ -1,6 +1,7 @@
 """A card before and after a Civitai lookup, in a real browser against the live app and the Civitai STAND-IN:
 a letter placeholder first; after the detail page's button, the Civitai preview, trigger words and base model.
-Saves test-artifacts/civitai-before.png and civitai-after.png."""
+Saves test-artifacts/civitai-before.png and civitai-after.png; then a preview rated above the person's NSFW
+setting, blurred until clicked (civitai-nsfw-blurred.png)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,38 @@ def test_card_before_and_after_a_civitai_lookup(live_app, civitai_standin, page,
     assert adapter.preview_source == "civitai" and adapter.sources["trigger_words"] == "civitai"
     assert adapter.base_model_detail == "Illustrious" and CivitaiRecord.objects.get(adapter=adapter).found
     assert not console_errors, console_errors
+
+
+def test_a_civitai_preview_above_the_persons_nsfw_setting_is_blurred_until_clicked(
+    live_app, civitai_standin, page, new_page, idle_queues_after
+):
+    sha = hashlib.sha256(b"e2e nightshade").hexdigest()
+    adapter = make_adapter("zz nightshade", sha256=sha, tensor_sha256="")
+    civitai_standin.add_lora(StandInLora(sha, name="Nightshade", image_nsfw=[8]))  # its picture is rated X
+    make_user("eddie", "editor")
+    login(page, live_app, "eddie", "pw-eddie-1234")
+    page.goto(f"{live_app}/library/{adapter.pk}/")
+    page.get_by_role("button", name="Look up on Civitai").click()
+    expect(page.locator("#civitai-progress .civitai-status")).to_have_attribute(
+        "data-status", "succeeded", timeout=30_000
+    )
+
+    page.goto(f"{live_app}/library/?q=nightshade")
+    image = page.locator(f"#adapter-{adapter.pk}-card .thumb img")
+    expect(image).to_have_class(re.compile(r"\bnsfw-blur\b"))  # above the default setting (PG-13)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator(f"#adapter-{adapter.pk}-card").screenshot(path=str(ARTIFACTS / "civitai-nsfw-blurred.png"))
+    image.click()  # the first click shows it, and stays on the library
+    expect(image).not_to_have_class(re.compile(r"\bnsfw-blur\b"))
+    assert page.url.endswith("/library/?q=nightshade")
+
+    page.select_option("#nsfw-threshold", label="Never blur")  # one setting per person
+    page.get_by_role("button", name="Save NSFW setting").click()
+    expect(page.locator(".messages")).to_contain_text("Saved")
+    page.goto(f"{live_app}/library/?q=nightshade")
+    expect(page.locator(f"#adapter-{adapter.pk}-card .thumb img")).not_to_have_class(re.compile(r"\bnsfw-blur\b"))
+    make_user("vera", "viewer")  # another person still has the default
+    other = new_page()
+    login(other, live_app, "vera", "pw-vera-1234")
+    other.goto(f"{live_app}/library/?q=nightshade")
+    expect(other.locator(f"#adapter-{adapter.pk}-card .thumb img")).to_have_class(re.compile(r"\bnsfw-blur\b"))
