@@ -29,7 +29,7 @@ from adapters.forms import MAX_TRIGGER_WORDS
 from adapters.models import USER_SOURCE, Adapter, CivitaiImage, CivitaiRecord, NsfwLevel, Tag, ViewerPreference
 from adapters.previews import PreviewError
 from adapters.sanitize import clean_html
-from adapters.sidecars import base_model_family, split_words
+from adapters.sidecar_formats import base_model_family, split_words
 
 SOURCE = "civitai"
 PROTECTED_SOURCES = frozenset({USER_SOURCE, "a1111_json"})  # a lookup never overwrites these

@@ -29,4 +29,4 @@ class CivitaiProgressConsumer(AuthenticatedConsumer):
             return ""
         single = run.mode == CivitaiRun.Mode.SELECTED and len(run.adapter_ids) == 1
         context = {"run": run, "adapter_id": run.adapter_ids[0] if single else None, "can_cancel": True}
-        return render_to_string("adapters/_civitai_progress.html#progress", context)
+        return render_to_string("adapters/_civitai_status.html", context)

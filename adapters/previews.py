@@ -28,7 +28,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from adapters.sidecars import find_companions
+from adapters.companions import find_companions
 
 PREVIEW_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "webp", "gif", "avif", "jxl", "bmp", "tiff", "tif", "jp2")
 _PREVIEW_SUFFIXES = tuple(f"{infix}.{ext}" for infix in ("", ".preview", ".thumb") for ext in PREVIEW_EXTENSIONS)

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from adapters import detection, sanitize, sidecars
+from adapters import companions, detection, sanitize, sidecars
 from adapters.previews import find_image_preview, find_preview
 from adapters.safetensors_header import HeaderError, read_alpha, read_header
 
@@ -81,7 +81,7 @@ def _set(read: FileRead, name: str, value: Any, source: str) -> None:
 
 def sidecar_signature(directory: str, stem: str, dir_names: set[str]) -> str:
     """Changes when any sidecar or preview of the model is added, removed or modified."""
-    if not sidecars.has_companions(stem, dir_names):
+    if not companions.has_companions(stem, dir_names):
         return ""
     names = sidecars.sidecar_names(stem, dir_names)
     preview = find_preview(stem, dir_names)
@@ -162,10 +162,10 @@ def read_file(path: str, size: int, dir_names: set[str]) -> FileRead:
     read.tags.extend(header_values.get("tags", []) or [])
     _set(read, "header_metadata", detection.metadata_for_storage(metadata), "header")
 
-    companions = sidecars.has_companions(stem, dir_names)  # one lookup; most models have no sidecar
+    has_companions = companions.has_companions(stem, dir_names)  # one lookup; most models have no sidecar
     known_hashes = [metadata.get("sshs_model_hash", "")] if metadata.get("sshs_model_hash") else []
     found_sidecars = (
-        sidecars.read_sidecars(Path(directory), stem, dir_names, known_hashes=known_hashes) if companions else []
+        sidecars.read_sidecars(Path(directory), stem, dir_names, known_hashes=known_hashes) if has_companions else []
     )
     for sidecar in found_sidecars:
         read.issues.extend(sidecar.issues)
@@ -179,7 +179,7 @@ def read_file(path: str, size: int, dir_names: set[str]) -> FileRead:
         elif key in SCANNED_FIELDS:
             _set(read, key, value, merged_sources[key])
 
-    preview, preview_issues = find_image_preview(directory, stem, dir_names) if companions else (None, [])
+    preview, preview_issues = find_image_preview(directory, stem, dir_names) if has_companions else (None, [])
     read.issues.extend(preview_issues)
     if preview:
         read.preview_source = os.path.join(directory, preview)

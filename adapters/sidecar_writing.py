@@ -33,12 +33,12 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from adapters import reading, sidecars
+from adapters import companions, reading, sidecar_formats, sidecars
 from adapters.models import Adapter, AdapterFile, FileStatus
 
 A1111 = "a1111"
 ISSUE_PREFIX = "write-back: "
-# A1111 key -> the catalog fields it carries (sidecars._parse_a1111 reads them back the same way).
+# A1111 key -> the catalog fields it carries (sidecar_formats._parse_a1111 reads them back the same way).
 KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "activation text": ("activation_text", "trigger_words"),
     "preferred weight": ("preferred_weight",),
@@ -96,7 +96,7 @@ def _load_existing(path: Path) -> dict:
         raise NotWritable(f"it is not valid UTF-8 JSON ({exc.__class__.__name__})") from exc
     if not isinstance(data, dict):
         raise NotWritable("it is not a JSON object")
-    kind = sidecars.detect_json_kind(data) if data else "a1111_json"
+    kind = sidecar_formats.detect_json_kind(data) if data else "a1111_json"
     if kind != "a1111_json":
         label = {"sdnext_civitai_json": "SD.Next's copy of the Civitai model JSON"}.get(kind, f"not A1111's ({kind})")
         raise NotWritable(f"it is {label}")
@@ -137,7 +137,7 @@ def write_file(row: AdapterFile, values: dict[str, Any]) -> str:
         names = set(os.listdir(directory))
     except OSError as exc:
         return f"{stem}.json: the folder cannot be read ({exc.strerror or exc})"
-    name = sidecars.find_name(stem + ".json", names) or stem + ".json"
+    name = companions.find_name(stem + ".json", names) or stem + ".json"
     path = directory / name
     signature_before = reading.sidecar_signature(str(directory), stem, names)
     try:

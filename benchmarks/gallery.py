@@ -32,6 +32,7 @@ from adapters import gallery
 from adapters.models import Adapter, AdapterFile, AdapterStatus, LibraryRoot, Tag
 from benchmarks.engines import on_sqlite_too
 from benchmarks.fresh_process import in_fresh_process
+from benchmarks.library import STYLES, SUBJECTS, TAGS
 from lora_manager.roles import VIEWER, set_role
 from tests.factories.lora_files import kohya_metadata
 
@@ -39,33 +40,25 @@ TARGET_AFTER_WRITE_P50_MS = 60
 MARK = "bench-gallery"  # every seeded root path and the bench user carry it
 BATCH = 2000
 
-_STYLES = "pixel ink watercolor neon retro anime noir pastel gothic cyber oil clay lowpoly sketch".split()  # noqa: SIM905
-_SUBJECTS = "knight witch dragon city forest robot cat samurai castle portrait ship garden desert".split()  # noqa: SIM905
-_WORDS = (  # noqa: SIM905
-    "1girl 1boy solo outdoors indoors sword armor hat smile long_hair short_hair blue_eyes red_eyes night "
-    "sunset rain snow flowers water sky clouds building street car tree mountain ocean detailed_background "
-    "simple_background monochrome colorful glowing magic fantasy scifi steampunk cyberpunk medieval modern "
-    "futuristic horror cute chibi realistic painterly lineart"
-).split()
 _BASES = ["SDXL"] * 50 + ["SD1"] * 25 + ["Flux"] * 12 + ["SD2"] * 3 + ["SD3"] * 3 + ["Other"] * 2 + ["Unknown"] * 5
 _TYPES = ["LoRA"] * 80 + ["LoCon"] * 10 + ["LoHa"] * 4 + ["LoKr"] * 3 + ["DoRA"] * 2 + ["OFT"]
 _STATUSES = [AdapterStatus.OK] * 95 + [AdapterStatus.MISSING] * 3 + [AdapterStatus.OFFLINE, AdapterStatus.ERROR]
 
 
 def _tag_names() -> list[str]:
-    names = [w.replace("_", " ") for w in _WORDS] + _STYLES + _SUBJECTS
+    names = [w.replace("_", " ") for w in TAGS] + STYLES + SUBJECTS
     names += [f"topic {i}" for i in range(600 - len(names))]
     return names
 
 
 def _adapter(rng: random.Random, pk: int, offset: int, metadata: str, shared: list[str], now) -> Adapter:
     """One realistic adapter row: kohya header metadata (a wide row, as in real catalogs), a few duplicates."""
-    style, subject = rng.choice(_STYLES), rng.choice(_SUBJECTS)
+    style, subject = rng.choice(STYLES), rng.choice(SUBJECTS)
     name = f"{style}_{subject}_{offset:06d}"
     used = rng.random() < 0.3
     header = json.loads(metadata)
     header["ss_output_name"] = name
-    header["ss_tag_frequency"] = json.dumps({f"10_{style}": {w: rng.randint(1, 90) for w in rng.sample(_WORDS, 12)}})
+    header["ss_tag_frequency"] = json.dumps({f"10_{style}": {w: rng.randint(1, 90) for w in rng.sample(TAGS, 12)}})
     return Adapter(
         id=pk,
         name=name,
@@ -78,9 +71,9 @@ def _adapter(rng: random.Random, pk: int, offset: int, metadata: str, shared: li
         rank=rng.choice((4, 8, 16, 32, 32, 64, 128, None)),
         alpha=8.0,
         trigger_words=[f"{style} style", subject][: rng.randint(1, 2)],
-        training_tags=[[w, rng.randint(1, 90)] for w in rng.sample(_WORDS, 10)],
+        training_tags=[[w, rng.randint(1, 90)] for w in rng.sample(TAGS, 10)],
         preferred_weight=rng.choice((None, 0.6, 0.8, 1.0)),
-        description=f"<p>A {style} LoRA for {subject}s. " + " ".join(rng.sample(_WORDS, 15)) + "</p>",
+        description=f"<p>A {style} LoRA for {subject}s. " + " ".join(rng.sample(TAGS, 15)) + "</p>",
         active=rng.random() < 0.9,
         favorite=rng.random() < 0.05,
         status=rng.choice(_STATUSES),

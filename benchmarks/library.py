@@ -27,10 +27,10 @@ FOLDER_PATTERN = re.compile(r"folder_\d+")
 # both text encoders, plus a proj_in) and the kohya header make a file of about 130 KB (127 KiB).
 MAX_MODULES = 4
 
-# Word lists read better as text than as one-item-per-line literals.
-_STYLES = "pixel ink watercolor neon retro anime noir pastel gothic cyber oil clay lowpoly sketch".split()  # noqa: SIM905
-_SUBJECTS = "knight witch dragon city forest robot cat samurai castle portrait ship garden desert".split()  # noqa: SIM905
-_TAGS = (  # noqa: SIM905
+# Word lists (also the gallery benchmark's) read better as text than as one-item-per-line literals.
+STYLES = "pixel ink watercolor neon retro anime noir pastel gothic cyber oil clay lowpoly sketch".split()  # noqa: SIM905
+SUBJECTS = "knight witch dragon city forest robot cat samurai castle portrait ship garden desert".split()  # noqa: SIM905
+TAGS = (  # noqa: SIM905
     "1girl 1boy solo outdoors indoors sword armor hat smile long_hair short_hair blue_eyes red_eyes "
     "night sunset rain snow flowers water sky clouds building street car tree mountain ocean "
     "detailed_background simple_background monochrome colorful glowing magic fantasy scifi "
@@ -41,7 +41,7 @@ _TAGS = (  # noqa: SIM905
 def _metadata(index: int, name: str, rng: random.Random) -> dict[str, str]:
     """kohya metadata with a per-file name, trigger, caption tags and training parameters."""
     trigger = name.rsplit("_", 1)[0].replace("_", " ")
-    tags = rng.sample(_TAGS, rng.randint(4, 12))
+    tags = rng.sample(TAGS, rng.randint(4, 12))
     frequency = {tag: rng.randint(1, 120) for tag in tags}
     return kohya_metadata(
         "sdxl",
@@ -82,7 +82,7 @@ def ensure_library(root: Path, count: int = 10_000, folders: int = 50) -> Path:
     past = time.time() - 3600
     for index in range(count):
         rng = random.Random(index)
-        name = f"{rng.choice(_STYLES)}_{rng.choice(_SUBJECTS)}_{index:05d}"
+        name = f"{rng.choice(STYLES)}_{rng.choice(SUBJECTS)}_{index:05d}"
         path = root / f"folder_{index % folders:02d}" / f"{name}.safetensors"
         written = [write_lora(path, rank=8, metadata=_metadata(index, name, rng), max_modules=MAX_MODULES, seed=index)]
         if index % 3 == 0:

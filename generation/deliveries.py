@@ -23,11 +23,9 @@ import time
 import requests
 from django.db import transaction
 from django.utils import timezone
-from rq.callbacks import Callback
 
-from generation import backends, composer, pipeline, progress, submitting
+from generation import composer, pipeline, progress, submitting
 from generation.models import DeliveryTarget, GenerationJob, JobLora, JobStatus
-from lora_manager.runs import jobs
 
 MAX_TIMEOUT = 3600
 PLACEHOLDERS = ("{prompt}", "{negative_prompt}", "{json}", "{job}")
@@ -80,15 +78,8 @@ def submit(
         loras = list(job.loras.select_related("adapter"))
         job.payload = document(job, loras)
         job.save(update_fields=["payload"])
-        jobs.enqueue(
-            backends.queue_name_of(job),
-            "generation.tasks.deliver",
-            job.pk,
-            job_id=job.rq_job_id,
-            on_failure=Callback("generation.tasks.on_job_failure"),
-            job_timeout=target.timeout_seconds * (target.retries + 2) + 60,
-            result_ttl=3600,
-            failure_ttl=7 * 24 * 3600,
+        submitting.enqueue_job(
+            job, "generation.tasks.deliver", job_timeout=target.timeout_seconds * (target.retries + 2) + 60
         )
         progress.announce(job.pk)
     return job

@@ -56,6 +56,21 @@ def create_job_row(composition: composer.Composition, built: composer.Built, use
     return job
 
 
+def enqueue_job(job: GenerationJob, task: str, **options) -> None:
+    """Queue ``task`` for a row ``create_job_row`` wrote (a generation or a delivery), on its backend's queue
+    under the row's own RQ id, with the failure callback that settles the row (on commit, as ``jobs.enqueue``)."""
+    jobs.enqueue(
+        backends.queue_name_of(job),
+        task,
+        job.pk,
+        job_id=job.rq_job_id,
+        on_failure=Callback("generation.tasks.on_job_failure"),
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+        **options,
+    )
+
+
 def submit(
     composition: composer.Composition,
     user=None,
@@ -87,15 +102,7 @@ def submit(
             sweep=sweep,
             sweep_cell=sweep_cell,
         )
-        jobs.enqueue(
-            backends.queue_name_of(job),
-            "generation.tasks.generate",
-            job.pk,
-            job_id=job.rq_job_id,
-            on_failure=Callback("generation.tasks.on_job_failure"),
-            result_ttl=3600,
-            failure_ttl=7 * 24 * 3600,
-        )
+        enqueue_job(job, "generation.tasks.generate")
         progress.announce(job.pk)
     return job
 

@@ -60,7 +60,6 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "channels",
-    "template_partials",
     "lora_manager",
     "adapters",
     "generation",

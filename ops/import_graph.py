@@ -50,9 +50,7 @@ PROJECT = "lora_manager"
 # serves the same figures); "entry" modules start or wire the whole project and sit at the top.
 WIRING: dict[str, tuple[str, str]] = {
     "lora_manager.dashboard": ("overview", "the home page's figures come from every app"),
-    "lora_manager.dashboard_views": ("overview", "the home and status pages"),
     "lora_manager.system_status": ("overview", "the status page asks every app whether it is ready"),
-    "lora_manager.activity_feed": ("overview", "the activity indicator lists every app's runs and jobs"),
     "lora_manager.views": ("overview", "health and readiness pages: system_status's checks of every app"),
     "lora_manager.settings": ("entry", "INSTALLED_APPS and configuration of every app"),
     "lora_manager.urls": ("entry", "mounts every app's URLs and the API"),

@@ -71,7 +71,7 @@ def lookup_adapter(request: HttpRequest, pk: int) -> HttpResponse:
 def status(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(CivitaiRun, pk=pk)
     adapter_id = run.adapter_ids[0] if run.mode == CivitaiRun.Mode.SELECTED and len(run.adapter_ids) == 1 else None
-    return render(request, "adapters/_civitai_progress.html#progress", {"run": run, "adapter_id": adapter_id})
+    return render(request, "adapters/_civitai_status.html", {"run": run, "adapter_id": adapter_id})
 
 
 @require_POST

@@ -115,7 +115,7 @@ def section(request: HttpRequest, pk: int, section: str) -> HttpResponse:
     adapter = _adapter(pk)
     if adapter is None:
         return gone(request, pk)
-    return render(request, "adapters/detail.html#section", _section_context(adapter, section))
+    return render(request, "adapters/_detail_section.html", _section_context(adapter, section))
 
 
 @require_http_methods(["GET", "POST"])
@@ -130,12 +130,12 @@ def edit(request: HttpRequest, pk: int, section: str) -> HttpResponse:
         form = section_form(section, adapter)
         if not request.htmx:
             return redirect(f"{reverse('adapters:detail', args=[pk])}?edit={section}#adapter-{pk}-{section}")
-        return render(request, "adapters/detail.html#section", _section_context(adapter, section, form))
+        return render(request, "adapters/_detail_section.html", _section_context(adapter, section, form))
     form = section_form(section, adapter, request.POST, request.FILES)
     if not form.is_valid():
         if request.htmx:
             context = _section_context(adapter, section, form)
-            return render(request, "adapters/detail.html#section", context, status=422)
+            return render(request, "adapters/_detail_section.html", context, status=422)
         adapter = _adapter(pk)  # the form may have changed the instance's attributes while validating
         return render(request, "adapters/detail.html", detail_context(adapter, section, form), status=422)
     form.save()
@@ -144,7 +144,7 @@ def edit(request: HttpRequest, pk: int, section: str) -> HttpResponse:
         messages.success(request, f"{SECTION_TITLES[section]} saved.")
         return redirect(f"{reverse('adapters:detail', args=[pk])}#adapter-{pk}-{section}")
     context = {**_section_context(adapter, section), "oob_header": True, "lora_prompt": lora_prompt(adapter)}
-    return render(request, "adapters/detail.html#section", context)
+    return render(request, "adapters/_detail_section.html", context)
 
 
 @require_POST
@@ -167,7 +167,7 @@ def toggle(request: HttpRequest, pk: int, field: str) -> HttpResponse:
         template = "adapters/_card.html" if target.endswith("-card") else "adapters/_row.html"
         return render(request, template, {"a": adapter})
     if request.htmx:
-        return render(request, "adapters/detail.html#flags", {"adapter": Adapter.objects.get(pk=pk)})
+        return render(request, "adapters/_detail_flags.html", {"adapter": Adapter.objects.get(pk=pk)})
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(back, {request.get_host()}, require_https=request.is_secure()):
         back = reverse("adapters:detail", args=[pk])
@@ -200,4 +200,4 @@ def add_trigger_word(request: HttpRequest, pk: int) -> HttpResponse:
         response = render(request, "adapters/_feedback.html", {"errors": [error]}, status=422)
         response["HX-Retarget"], response["HX-Reswap"] = "#feedback", "innerHTML"
         return response
-    return render(request, "adapters/detail.html#section", _section_context(adapter, "triggers"))
+    return render(request, "adapters/_detail_section.html", _section_context(adapter, "triggers"))

@@ -58,7 +58,7 @@ def library(request: HttpRequest) -> HttpResponse:
     context = gallery_context(request, query, view)
     context["scan"] = ScanRun.objects.first()
     if request.htmx and request.htmx.target == "adapter-results":
-        response = render(request, "adapters/library.html#results", {**context, "oob": True})
+        response = render(request, "adapters/_results.html", {**context, "oob": True})
         if request.htmx.trigger != "adapter-results":  # not the list refreshing itself after a bulk action
             # The address bar gets the canonical query (no empty fields), not the raw form submission.
             canonical = query.querystring(page=query.page if query.page > 1 else "")

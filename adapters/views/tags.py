@@ -56,7 +56,7 @@ def _list_context(params) -> dict:
 def tags(request: HttpRequest) -> HttpResponse:
     context = _list_context(request.GET)
     if request.htmx and request.htmx.target == "tag-list":
-        return render(request, "adapters/tags.html#tag-list", context)
+        return render(request, "adapters/_tag_list.html", context)
     return render(request, "adapters/tags.html", context)
 
 
@@ -86,7 +86,7 @@ def _done(request: HttpRequest, message: str, error: bool = False) -> HttpRespon
         return redirect(reverse("adapters:tags") + (f"?{back}" if back and "//" not in back else ""))
     context = _list_context(QueryDict(request.POST.get("back", "")))
     context.update(message=message, error=error, oob_feedback=True)
-    return render(request, "adapters/tags.html#tag-list", context, status=422 if error else 200)
+    return render(request, "adapters/_tag_list.html", context, status=422 if error else 200)
 
 
 @require_POST

@@ -26,6 +26,7 @@ from django.utils import timezone
 from adapters import derived, facets, gallery, gallery_filter
 from adapters.models import Adapter, AdapterFile, BaseModel, FileStatus, LibraryRoot, NetworkType
 from generation.models import GenerationJob, JobStatus, ResultRating
+from lora_manager.dashboard import activity_feed
 
 USAGE_DAYS = 30
 LONG_UNUSED_DAYS = 90
@@ -286,8 +287,6 @@ def recommendations(now: datetime | None = None, days: int = USAGE_DAYS) -> dict
 
 def collect(now: datetime | None = None) -> dict[str, Any]:
     """Everything the dashboard shows, as JSON-ready data."""
-    from lora_manager import activity_feed
-
     key = _catalog_key()
     return {
         "generated_at": (now or timezone.now()).isoformat(),

@@ -1,5 +1,5 @@
 """The dashboard (home page), the system status page and its staff JSON. Thin: the figures are in
-``dashboard/figures.py`` / ``activity_feed.py``, the checks in ``system_status.py``."""
+``dashboard/figures.py`` / ``dashboard/activity_feed.py``, the checks in ``system_status.py``."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from adapters import detection, sidecars
+from adapters import companions, detection, sidecars
 from adapters.reading import FileRead, make_storable
 from adapters.safetensors_header import loads_json
 
@@ -35,10 +35,10 @@ def test_json_that_orjson_refuses_is_read_as_the_standard_library_reads_it():
 def test_companion_lookup_prefers_the_exact_name_then_the_first_case_insensitive_one():
     names = {"m.safetensors", "m.JSON", "M.json", "m.Preview.PNG"}
     assert sidecars.sidecar_names("m", names) == ["M.json"]  # first of the case-insensitive matches, as find_name
-    assert sidecars.find_companions("m", names | {"m.json"}, (".json",)) == ["m.json"]
-    assert sidecars.find_companions("m", names, (".preview.png",)) == ["m.Preview.PNG"]
+    assert companions.find_companions("m", names | {"m.json"}, (".json",)) == ["m.json"]
+    assert companions.find_companions("m", names, (".preview.png",)) == ["m.Preview.PNG"]
     listing = {"m.png", "m.thumb.jpg", "m.preview.webp", "m.txt", "mm.png"}
-    found = sidecars.find_companions("m", listing, [".thumb.jpg", ".gif", ".png", ".preview.webp"])
+    found = companions.find_companions("m", listing, [".thumb.jpg", ".gif", ".png", ".preview.webp"])
     assert found == ["m.thumb.jpg", "m.png", "m.preview.webp"]  # in the order of the suffixes asked for
 
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from adapters import identity, scanning, sidecars
+from adapters import companions, identity, scanning, sidecars
 from adapters.hashing import SETTLE_SECONDS
 from adapters.models import AdapterFile
 from tests.adapters.conftest import age, lora
@@ -83,8 +83,8 @@ def test_without_a_wait_a_fresh_file_is_postponed_and_nothing_sleeps(library, sl
 
 def test_companions_are_found_in_any_case_and_with_dots_in_the_stem():
     names = {"a.b.safetensors", "A.B.JSON", "plain.safetensors", "other.safetensors", "other.preview.png"}
-    assert sidecars.has_companions("a.b", names)
+    assert companions.has_companions("a.b", names)
     assert sidecars.sidecar_names("a.b", names) == ["A.B.JSON"]
-    assert not sidecars.has_companions("plain", names)
-    assert sidecars.has_companions("other", names)
+    assert not companions.has_companions("plain", names)
+    assert companions.has_companions("other", names)
     assert sidecars.sidecar_names("a", names) == []  # "A.B.JSON" may belong to "a": looked for, not found

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters import sidecars
+from adapters import sidecar_formats, sidecars
 from adapters.sanitize import clean_html, to_text
-from adapters.sidecars import SidecarValues, base_model_family, merge, read_sidecar, read_sidecars, sidecar_names
+from adapters.sidecar_formats import base_model_family
+from adapters.sidecars import SidecarValues, merge, read_sidecar, read_sidecars, sidecar_names
 from tests.factories.sidecars import (
     ADDNET_HASH,
     MODEL_ID,
@@ -543,7 +544,7 @@ def test_merge_of_nothing():
 
 
 def test_precedence_is_complete():
-    assert set(sidecars.PRECEDENCE) == set(sidecars._PARSERS) | {"description_txt"}
+    assert set(sidecars.PRECEDENCE) == set(sidecar_formats.PARSERS) | {"description_txt"}
     assert sidecars.PRECEDENCE[-1] == "a1111_json"
 
 

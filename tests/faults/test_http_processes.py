@@ -10,43 +10,26 @@ import time
 import pytest
 import requests
 
-from tests.faults.stack import RedisServer, Stack, WebSocket, alive, running
+from tests.faults.stack import Stack, WebSocket, alive
 from tests.faults.waiting import wait_until
-from tests.standins.sdnext import SDNextStandIn
 
 PROCESSES = 2
 
 
 @pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
+def standin_options() -> dict:
+    return {"step_delay": 0.1}
 
 
 @pytest.fixture(scope="module")
-def standin():
-    server = SDNextStandIn(step_delay=0.1).start()  # the SD.Next STAND-IN, not a real SD.Next
-    yield server
-    server.stop()
+def stack_env() -> dict[str, str]:
+    return {"LORA_MANAGER_HTTP_PROCESSES": str(PROCESSES)}
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, redis_server, standin):
-    app = Stack(
-        tmp_path_factory.mktemp("stack-data"),
-        redis_server.url,
-        standin.url,
-        extra_env={"LORA_MANAGER_HTTP_PROCESSES": str(PROCESSES)},
-    )
-    with running(app):
-        wait_until(lambda: len(app.web_processes()) == PROCESSES, 60, f"{PROCESSES} daphne processes")
-        yield app
-
-
-@pytest.fixture(scope="module")
-def session(stack):
-    return stack.login()
+@pytest.fixture(scope="module", autouse=True)
+def every_http_process_started(stack: Stack) -> None:
+    """The stack is ready once one daphne answers; these tests need all of them."""
+    wait_until(lambda: len(stack.web_processes()) == PROCESSES, 60, f"{PROCESSES} daphne processes")
 
 
 def serving_pid(stack: Stack, ws: WebSocket) -> int | None:

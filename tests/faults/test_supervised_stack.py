@@ -8,40 +8,12 @@ import signal
 import socket
 import time
 
-import pytest
-
-from tests.faults.stack import RedisServer, Stack, WebSocket, alive, running
+from tests.faults.stack import Stack, WebSocket, alive
 from tests.faults.waiting import wait_until
-from tests.standins.sdnext import SDNextStandIn
 
 JOB = {"prompt": "a red fox in the snow", "steps": 4, "width": 512, "height": 512}
 JOBS = "generation_generationjob"
 RUNS = "archive_archiverun"
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def standin():
-    server = SDNextStandIn().start()  # the SD.Next STAND-IN, not a real SD.Next
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, redis_server, standin):
-    with running(Stack(tmp_path_factory.mktemp("stack-data"), redis_server.url, standin.url)) as app:
-        yield app
-
-
-@pytest.fixture(scope="module")
-def session(stack):
-    return stack.login()
 
 
 def submit(stack: Stack, session) -> int:

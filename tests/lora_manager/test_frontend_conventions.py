@@ -39,20 +39,14 @@ def test_no_inline_script_or_event_handler_attribute(template):
     assert not re.search(r"\s(on[a-z]+|hx-on[:\w-]*)\s*=", html), "no inline handlers"
 
 
-# Pages that still define fragments inline with {% partialdef %}: the library's templates, to become
-# adapters/_facets.html, _results.html, _detail_section.html, _tag_list.html, _civitai_progress_body.html.
-INLINE_FRAGMENTS_LEFT = {
-    "adapters/library.html",
-    "adapters/detail.html",
-    "adapters/tags.html",
-    "adapters/_civitai_progress.html",
-}
-
-
 def test_fragments_are_underscore_files_beside_their_pages():
     """An HTMX fragment (rendered alone by a view or a consumer) is ``<app>/_<name>.html`` beside the
     app's pages (``<app>/<name>.html``): no partials/ or fragments/ folders, no fragments inside pages."""
     folders = {path.parent.name for path in TEMPLATES}
     assert not folders & {"partials", "fragments", "includes"}
-    inline = {str(path.relative_to(ROOT / "templates")) for path in TEMPLATES if "{% partialdef" in path.read_text()}
-    assert inline <= INLINE_FRAGMENTS_LEFT
+    inline = [
+        str(path.relative_to(ROOT / "templates"))
+        for path in TEMPLATES
+        if re.search(r"{%\s*(partialdef|partial)\s", path.read_text())
+    ]
+    assert inline == [], "fragments are files of their own, rendered and included by name"
