@@ -190,8 +190,11 @@ def browser():
     which would break later tests that run their own (asyncio.run)."""
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.fail(f"Browser tests need Debian's chromium at {CHROMIUM}: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # Assertions wait as long as actions (expect's own default is 5 s): a gallery refresh after a bulk undo
+    # on the 300-adapter library took just over 5 s on a loaded 2-core machine.
+    expect.set_options(timeout=10_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
