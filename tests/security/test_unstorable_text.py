@@ -11,6 +11,8 @@ from django.core.management import call_command
 from adapters import sanitize
 from adapters.models import Adapter
 from api import tokens
+from api.models import ApiToken
+from recommendations.models import Feedback
 from tests.adapters.conftest import lora
 from tests.api.conftest import ApiClient
 from tests.factories.sidecars import write_sidecar_raw
@@ -116,3 +118,17 @@ def test_the_admin_refuses_it_in_json_fields(admin_user, client):
     adapter.refresh_from_db()
     assert adapter.trigger_words == []
     assert client.get("/library/").status_code == 200
+
+
+def test_form_posts_outside_django_forms_refuse_nul(editor, client):
+    """A token name or a feedback context with a NUL (a hand-made form post) was stored on SQLite and a 500
+    on PostgreSQL ("PostgreSQL text fields cannot contain NUL"); now each is a clear refusal, nothing stored."""
+    adapter = Adapter.objects.create(name="victim")
+    client.force_login(editor)
+    answer = client.post("/api/tokens/", {"name": "my\x00script"})
+    assert answer.status_code == 422 and "token name contains a NUL character" in answer.content.decode()
+    assert not ApiToken.objects.exists()
+    vote = {"kind": "prompt", "context": "a castle\x00", "adapter": adapter.pk, "value": "1"}
+    answer = client.post("/recommendations/feedback/", vote)
+    assert answer.status_code == 400 and "context contains a NUL character" in answer.content.decode()
+    assert not Feedback.objects.exists()
