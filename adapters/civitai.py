@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from adapters.sanitize import storable_data
+
 MAX_JSON_BYTES = 8 * 1024 * 1024
 MAX_RETRY_AFTER = 15 * 60.0  # a longer wait is reported, not slept
 MAX_RATE_LIMITED = 8  # 429s in a row for one request before giving up
@@ -147,7 +149,9 @@ class CivitaiClient:
             raise CivitaiError(f"Civitai's answer is not valid JSON ({str(exc)[:80]})") from None
         if not isinstance(data, dict):
             raise CivitaiError("Civitai's answer is not a JSON object")
-        return data
+        # Model authors write these texts: a lone surrogate (a valid JSON escape) or NUL would fail the whole
+        # lookup run when stored. The one gate for untrusted text replaces them with U+FFFD, as for sidecars.
+        return storable_data(data)
 
     def _read(self, response: requests.Response, limit: int, what: str) -> bytes:
         declared = response.headers.get("Content-Length", "")

@@ -32,7 +32,9 @@ class TokenAuth(HttpBearer):
         if AxesProxyHandler.is_locked(request, credentials):
             minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
             raise HttpError(
-                429, f"Too many failed API token attempts from this address: refused for {minutes} minutes."
+                429,
+                f"Too many failed logins or API token attempts from this address: refused for {minutes} minutes "
+                "(an admin can unlock it sooner).",
             )
         try:
             user = tokens.authenticate(token.strip())

@@ -13,6 +13,7 @@ import secrets
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
+from adapters.sanitize import check_storable
 from api.models import ApiToken
 
 TOKEN_PREFIX = "lm_"  # noqa: S105 - a marker, not a secret
@@ -36,6 +37,7 @@ def create(user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
         raise ValueError("Give the token a name, e.g. the script that will use it.")
     if len(name) > MAX_NAME:
         raise ValueError(f"A token name has at most {MAX_NAME} characters.")
+    check_storable(name, "The token name")  # NUL (a form can send it) is refused by PostgreSQL: a 500 before
     if ApiToken.objects.filter(user=user, revoked_at__isnull=True).count() >= MAX_TOKENS_PER_USER:
         raise ValueError(f"You already have {MAX_TOKENS_PER_USER} active tokens: revoke one first.")
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)

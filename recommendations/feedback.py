@@ -19,6 +19,7 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
+from adapters.sanitize import check_storable
 from recommendations.models import Feedback
 
 ALPHA = 0.25
@@ -43,7 +44,7 @@ def record(user, adapter_id: int, kind: str, context: str, value: int) -> int:
     """Store a vote (+1 / -1) or clear it (0); returns the vote now stored for this context."""
     if value not in (-1, 0, 1):
         raise ValueError("a vote is +1, -1 or 0 (clear)")
-    text = normalize_context(kind, context)
+    text = check_storable(normalize_context(kind, context), "the feedback's context")  # a NUL was a 500 on PostgreSQL
     if not text:
         raise ValueError("feedback needs a context: the prompt or the source adapter")
     key = context_key(kind, text)

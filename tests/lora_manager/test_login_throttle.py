@@ -77,7 +77,7 @@ def test_api_token_failures_are_throttled(viewer):
         answer = api(f"lm_wrong{n:04d}xxxxxxxxxxxxxxxx", "203.0.113.80")
         assert answer.status_code in (401, 429) and answer.json()["detail"]
     locked = api(good, "203.0.113.80")
-    assert locked.status_code == 429 and "Too many failed API token attempts" in locked.json()["detail"]
+    assert locked.status_code == 429 and "Too many failed logins or API token attempts" in locked.json()["detail"]
     assert api(good, "203.0.113.81").status_code == 200
     call_command("axes_reset_ip", "203.0.113.80")
     assert api(good, "203.0.113.80").status_code == 200

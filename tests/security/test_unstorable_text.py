@@ -8,14 +8,19 @@ import json
 import pytest
 from django.core.management import call_command
 
-from adapters import sanitize
-from adapters.models import Adapter
+from adapters import civitai_runs, sanitize
+from adapters.models import Adapter, CivitaiRecord
 from api import tokens
+from api.models import ApiToken
+from recommendations.models import Feedback
+from tests.adapters import civitai_fixtures
+from tests.adapters.civitai_fixtures import fast_client, published
 from tests.adapters.conftest import lora
 from tests.api.conftest import ApiClient
 from tests.factories.sidecars import write_sidecar_raw
 
 pytestmark = pytest.mark.django_db
+civitai = civitai_fixtures.civitai  # the Civitai stand-in fixture
 
 
 @pytest.fixture
@@ -116,3 +121,37 @@ def test_the_admin_refuses_it_in_json_fields(admin_user, client):
     adapter.refresh_from_db()
     assert adapter.trigger_words == []
     assert client.get("/library/").status_code == 200
+
+
+def test_form_posts_outside_django_forms_refuse_nul(editor, client):
+    """A token name or a feedback context with a NUL (a hand-made form post) was stored on SQLite and a 500
+    on PostgreSQL ("PostgreSQL text fields cannot contain NUL"); now each is a clear refusal, nothing stored."""
+    adapter = Adapter.objects.create(name="victim")
+    client.force_login(editor)
+    answer = client.post("/api/tokens/", {"name": "my\x00script"})
+    assert answer.status_code == 422 and "token name contains a NUL character" in answer.content.decode()
+    assert not ApiToken.objects.exists()
+    vote = {"kind": "prompt", "context": "a castle\x00", "adapter": adapter.pk, "value": "1"}
+    answer = client.post("/recommendations/feedback/", vote)
+    assert answer.status_code == 400 and "context contains a NUL character" in answer.content.decode()
+    assert not Feedback.objects.exists()
+
+
+def test_a_civitai_answer_with_a_lone_surrogate_does_not_fail_the_lookup_run(civitai, admin_user, client):
+    """Civitai's JSON is written by model authors: a description or name with a lone surrogate (a valid JSON
+    escape, as JSON.stringify writes one) made the whole lookup run end "Failed: 'utf-8' codec can't
+    encode character '\\ud800'" and stored nothing for any adapter. Now it is replaced like a sidecar's."""
+    hostile, lora_info = published(
+        civitai, "hostile", description="<p>d \ud800 x\x00</p>", trained_words=["w\ud800"], tags=["t\udfff"]
+    )
+    civitai.models[lora_info.model_id]["name"] = "N\ud800"
+    fine, _ = published(civitai, "fine")
+    run = civitai_runs.execute(civitai_runs.start_run("all"), client=fast_client(civitai))
+    assert run.status == "succeeded" and run.found == 2, (run.status, run.message)
+    hostile.refresh_from_db()
+    assert "d \ufffd x\ufffd" in hostile.description and hostile.trigger_words == ["w\ufffd"]
+    assert list(hostile.tags.values_list("name", flat=True)) == ["t\ufffd"]
+    assert CivitaiRecord.objects.filter(adapter=fine, found=True).exists()
+    client.force_login(admin_user)
+    for url in ("/library/", f"/library/{hostile.pk}/", f"/generate/?adapter={hostile.pk}"):
+        assert client.get(url).status_code == 200, url
