@@ -23,7 +23,9 @@ must exist (SQLite drops a table's triggers when a later migration rebuilds it: 
 
 from __future__ import annotations
 
-from django.db import DatabaseError, connection
+from django.core import checks
+from django.db import DatabaseError, connection, connections
+from django.db.migrations.recorder import MigrationRecorder
 
 from adapters.models import CatalogVersion
 
@@ -113,3 +115,27 @@ def catalog_parts(conn=None) -> dict[str, int]:
             "UNION ALL SELECT 'change', MAX(seq) FROM adapters_catalog_change"
         )
         return {part: int(token or 0) for part, token in cursor.fetchall()}
+
+
+def triggers_check(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
+    """System check (``manage.py check --database default``, and before ``migrate``): warns when triggers
+    that migration 0010 created are gone, e.g. dropped by a later migration that rebuilt a table on SQLite."""
+    found = []
+    for alias in databases or ():
+        conn = connections[alias]
+        try:
+            applied = MigrationRecorder(conn).applied_migrations()
+        except DatabaseError:
+            continue
+        if ("adapters", "0010_derived_tables") not in applied:
+            continue  # not created yet: nothing can be missing
+        missing = missing_triggers(conn)
+        if missing:
+            found.append(
+                checks.Warning(
+                    f"{len(missing)} catalog trigger(s) missing on database '{alias}': {', '.join(missing)}",
+                    hint=TRIGGER_FIX,
+                    id="adapters.W001",
+                )
+            )
+    return found

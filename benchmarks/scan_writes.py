@@ -4,7 +4,7 @@ Compares, for N new adapters (with one file each, realistic kohya SDXL values re
 library):
 
 - ``raw_sql_triggers``: today's ``bulk_sql.insert_returning_ids`` with the search/duplicates/version
-  triggers firing per row;
+  triggers of migration 0010 (per row on SQLite, per statement on PostgreSQL);
 - ``bulk_create_triggers``: Django's ``bulk_create`` (primary keys come back on SQLite >= 3.35 and
   PostgreSQL), triggers still firing per row;
 - ``bulk_create_explicit``: ``bulk_create`` with the insert triggers out of the way and the derived
@@ -14,23 +14,25 @@ library):
 Every variant runs in a transaction that is rolled back, so the catalog is left as it was.
 Run: ``python -m lora_manager.launcher bench scan_writes`` (10k and 100k), or on PostgreSQL with
 ``DATABASE_URL=postgres://postgres@127.0.0.1:5432/<db>`` set. ``LORA_MANAGER_BENCH_WRITE_COUNTS`` overrides
-the sizes (comma-separated). Not part of the default ``make bench`` run (100k takes minutes).
+the sizes (comma-separated), ``LORA_MANAGER_BENCH_WRITE_VARIANTS`` the variants.
+Not part of the default ``make bench`` run (100k takes minutes).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import statistics
 import time
 
 from django.db import connection, transaction
 
-from adapters import derived, search
 from adapters.models import Adapter, AdapterFile, LibraryRoot
 from adapters.reading import read_file
 from benchmarks.library import default_library, model_files
 from lora_manager.bulk_sql import insert_returning_ids
 
+FROZEN = importlib.import_module("adapters.migrations.0010_derived_tables")  # the triggers' own SQL
 BATCH = 500
 TABLES = ("adapters_adapter", "adapters_adapterfile")
 VARIANTS = ("raw_sql_triggers", "bulk_create_triggers", "bulk_create_explicit", "raw_sql_explicit")
@@ -80,7 +82,7 @@ def _explicit(after_id: int) -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
-                "INSERT INTO adapters_search (adapter_id, document) SELECT a.id, adapters_search_document(a.id) "
+                f"INSERT INTO adapters_search (adapter_id, document) SELECT a.id, {FROZEN.pg_document('a')} "
                 "FROM adapters_adapter a WHERE a.id > %s ON CONFLICT DO NOTHING",
                 [after_id],
             )
@@ -90,13 +92,13 @@ def _explicit(after_id: int) -> None:
             cursor.execute("UPDATE adapters_catalog_version SET token = (random() * 9e15)::bigint WHERE id = 1")
             return
         cursor.execute(
-            f"INSERT INTO {search.TABLE}(rowid, document) SELECT a.id, {search._SQLITE_DOCUMENT} "
+            f"INSERT INTO adapters_search(rowid, document) SELECT a.id, {FROZEN.SQLITE_DOCUMENT} "
             "FROM adapters_adapter a WHERE a.id > %s",
             [after_id],
         )
         cursor.execute(
             "INSERT OR IGNORE INTO adapters_duplicate (adapter_id) SELECT a.id FROM adapters_adapter a "
-            f"WHERE a.id > %s AND {derived._DUP_CONDITION}",
+            f"WHERE a.id > %s AND {FROZEN.DUP_CONDITION}",
             [after_id],
         )
         cursor.execute("UPDATE adapters_catalog_version SET token = random() WHERE id = 1")
@@ -128,7 +130,8 @@ def run() -> list[dict]:
     for count in counts:
         rounds = int(os.environ.get("LORA_MANAGER_BENCH_WRITE_ROUNDS", "1"))
         figures = {}
-        for variant in VARIANTS:
+        chosen = os.environ.get("LORA_MANAGER_BENCH_WRITE_VARIANTS", ",".join(VARIANTS)).split(",")
+        for variant in [v for v in VARIANTS if v in chosen]:
             figures[variant] = statistics.median(_measure(variant, count, template) for _ in range(rounds))
         results.append(
             {

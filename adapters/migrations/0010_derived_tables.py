@@ -232,7 +232,7 @@ PG_TRIGRAM = (
 )
 
 
-def _pg_document(row: str) -> str:
+def pg_document(row: str) -> str:
     return (
         f"concat_ws(' ', {row}.name, {row}.alias, CASE WHEN jsonb_typeof({row}.trigger_words) = 'array' "
         f"THEN (SELECT string_agg(e, ' ') FROM jsonb_array_elements_text({row}.trigger_words) e) END, {row}.description)"
@@ -271,7 +271,7 @@ BEGIN{_PG_BUMP_ONCE}
 END $$;
 CREATE FUNCTION adapters_adapter_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO adapters_search (adapter_id, document) SELECT r.id, {_pg_document("r")} FROM changed_rows r
+  INSERT INTO adapters_search (adapter_id, document) SELECT r.id, {pg_document("r")} FROM changed_rows r
     ON CONFLICT (adapter_id) DO UPDATE SET document = EXCLUDED.document;
   PERFORM adapters_duplicates_refresh(ARRAY(SELECT id FROM changed_rows UNION {_PG_SAME_HASH.format(rows="changed_rows")}));
   IF EXISTS (SELECT 1 FROM changed_rows) THEN PERFORM adapters_catalog_touch('adapters_adapter'); END IF;
@@ -310,7 +310,7 @@ BEGIN
 END $$;
 CREATE FUNCTION adapters_search_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO adapters_search (adapter_id, document) VALUES (NEW.id, {_pg_document("NEW")})
+  INSERT INTO adapters_search (adapter_id, document) VALUES (NEW.id, {pg_document("NEW")})
     ON CONFLICT (adapter_id) DO UPDATE SET document = EXCLUDED.document;
   RETURN NULL;
 END $$;
@@ -434,7 +434,7 @@ PG_OBSOLETE_TRIGGERS = {
 PG_REBUILD = (
     "TRUNCATE adapters_duplicate, adapters_search, adapters_catalog_pending",
     f"INSERT INTO adapters_duplicate (adapter_id) SELECT a.id FROM adapters_adapter a WHERE {DUP_CONDITION}",
-    f"INSERT INTO adapters_search (adapter_id, document) SELECT a.id, {_pg_document('a')} FROM adapters_adapter a",
+    f"INSERT INTO adapters_search (adapter_id, document) SELECT a.id, {pg_document('a')} FROM adapters_adapter a",
 )
 DERIVED_TABLES = (
     "adapters_duplicate",
