@@ -126,3 +126,24 @@ def test_multi_row_inserts_and_deletes_keep_the_derived_tables(tmp_path):
     Adapter.objects.filter(pk=alone.pk).update(favorite=True)
     if connection.vendor == "sqlite":
         assert CatalogChange.objects.filter(adapter_id=alone.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_catalog_version_follows_committed_writes_only():
+    """PostgreSQL records a touched table once per transaction and bumps at commit: a first write inside a
+    rolled-back savepoint must not hide a later write, and a statement that changes no row bumps nothing."""
+    from django.db import transaction
+
+    token = derived.catalog_token()
+    with transaction.atomic():
+        savepoint = transaction.savepoint()
+        Adapter.objects.create(name="rolled back")
+        transaction.savepoint_rollback(savepoint)
+        Adapter.objects.create(name="kept")
+    assert derived.catalog_token() != token
+    token = derived.catalog_token()
+    with connection.cursor() as cursor:  # the ORM would not send a DELETE that matches nothing
+        for table in ("adapters_adapter", "adapters_adapterfile", "adapters_adapter_tags"):
+            cursor.execute(f"DELETE FROM {table} WHERE id = -1")
+    assert derived.catalog_token() == token
+    assert search.document(Adapter.objects.get().pk).startswith("kept")
