@@ -37,6 +37,7 @@ from adapters.gallery_filter import (  # noqa: F401 - cube_condition, filter_sql
     side_sql,
     unused_cutoff,
 )
+from adapters.models import CatalogChange
 
 CUBE_DIMS = ("base", "type", "active", "favorite", "status")
 TAG_FACET_LIMIT = 30
@@ -203,13 +204,8 @@ def _patched_cube(previous: Columns, since: int, newest: int) -> tuple[np.ndarra
     ``derived.CHANGE_LOG_KEEP`` entries deep); None when too many, or when the log no longer reaches back."""
     if newest - since >= derived.CHANGE_LOG_KEEP - CHANGE_WINDOW:
         return None
-    edited = [
-        row[0]
-        for row in _rows(
-            "SELECT DISTINCT adapter_id FROM adapters_catalog_change WHERE seq > %s LIMIT %s",
-            [since - CHANGE_WINDOW, PATCH_LIMIT + 1],
-        )
-    ]
+    logged = CatalogChange.objects.filter(seq__gt=since - CHANGE_WINDOW).values_list("adapter_id", flat=True)
+    edited = list(logged.distinct().order_by()[: PATCH_LIMIT + 1])
     if len(edited) > PATCH_LIMIT:
         return None
     combo, combos = previous.combo.copy(), list(previous.combos)

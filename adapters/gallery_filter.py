@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from django.db import connection
 from django.utils import timezone
 
+from adapters.models import Duplicate
+
 UPDATES_SQL = "FROM adapters_civitairecord WHERE update_version_id IS NOT NULL"  # "update available"
 COLUMNS = ("base_model", "network_type", "active", "favorite", "status", "has_issues")
 Combo = tuple  # (base_model, network_type, active, favorite, status, has_issues)
@@ -169,7 +171,9 @@ def side_sql(
         parts.append(f"SELECT adapter_id FROM adapters_adapterfile WHERE root_id IN ({marks})")
         params += query.roots
     if query.duplicates:
-        parts.append("SELECT adapter_id FROM adapters_duplicate")
+        sql, values = Duplicate.objects.values_list("adapter_id").query.sql_with_params()
+        parts.append(sql)
+        params += values
     folder = folder_sql(query) if with_folder else None
     if folder is not None:
         parts.append(folder[0])

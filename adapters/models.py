@@ -421,3 +421,64 @@ class ViewerPreference(models.Model):
 
     def __str__(self) -> str:
         return f"preferences of {self.user}"
+
+
+# --- Tables the database keeps by itself (triggers of migration 0010_derived_tables) -----------------
+# Read-only here: ``managed = False`` because their DDL and triggers live in that migration's frozen SQL.
+
+
+class Duplicate(models.Model):
+    """An adapter that shares its tensor sha256 with another, or has more than one present file."""
+
+    adapter = models.OneToOneField(
+        Adapter, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="duplicate_entry"
+    )
+
+    class Meta:
+        managed = False
+        db_table = "adapters_duplicate"
+
+    def __str__(self) -> str:
+        return f"duplicate adapter {self.adapter_id}"
+
+
+class CatalogVersion(models.Model):
+    """The one row (id 1) whose random token changes whenever something a gallery facet counts changes."""
+
+    id = models.IntegerField(primary_key=True)
+    token = models.BigIntegerField()
+
+    class Meta:
+        managed = False
+        db_table = "adapters_catalog_version"
+
+    def __str__(self) -> str:
+        return f"catalog version {self.token}"
+
+
+class CatalogPart(models.Model):
+    """One random token per table the catalog version follows, changed with it."""
+
+    part = models.TextField(primary_key=True)
+    token = models.BigIntegerField()
+
+    class Meta:
+        managed = False
+        db_table = "adapters_catalog_part"
+
+    def __str__(self) -> str:
+        return f"{self.part}: {self.token}"
+
+
+class CatalogChange(models.Model):
+    """An edit of an adapter's facet columns (the newest ``derived.CHANGE_LOG_KEEP`` are kept)."""
+
+    seq = models.BigAutoField(primary_key=True)
+    adapter_id = models.BigIntegerField()
+
+    class Meta:
+        managed = False
+        db_table = "adapters_catalog_change"
+
+    def __str__(self) -> str:
+        return f"edit #{self.seq} of adapter {self.adapter_id}"

@@ -1,27 +1,14 @@
-"""Search table, duplicates table, catalog version and their triggers: see adapters/search.py and adapters/derived.py.
+"""Formerly installed the search table, the derived tables and their triggers by calling live code.
 
-The same install runs after every ``migrate`` (apps.py), because SQLite drops a table's triggers when
-Django rebuilds the table for a later schema change.
+A migration must not import live code (the code changes, the migration must not), so this one now does
+nothing: migration 0010_derived_tables creates those tables, triggers and indexes from SQL frozen in its
+own file, on a new database and on one that had them from this migration's former version alike.
 """
 
 from django.db import migrations
 
 
-def install(apps, schema_editor):
-    from adapters import derived, search
-
-    search.install(schema_editor.connection)
-    derived.install(schema_editor.connection)
-
-
-def uninstall(apps, schema_editor):
-    from adapters import derived, search
-
-    derived.uninstall(schema_editor.connection)
-    search.uninstall(schema_editor.connection)
-
-
 class Migration(migrations.Migration):
     dependencies = [("adapters", "0002_gallery")]
 
-    operations = [migrations.RunPython(install, uninstall, elidable=False)]
+    operations = []

@@ -6,8 +6,8 @@ stars without a thumb; disapproves when thumbs down, or 1-2 stars without a thum
 counts once per adapter, and LoRAs SD.Next reported as not applied do not count.
 
 SQLite adds a NOT NULL column by rebuilding the table, which fails while triggers on other tables
-(the derived tables of adapters/derived.py) name it; they are dropped first and reinstalled by
-``AdaptersConfig``'s post_migrate handler at the end of every ``migrate``, as after any rebuild.
+(the derived tables of adapters/derived.py) name it; they are dropped first and re-created by the
+next migration, 0010_derived_tables (until then a post_migrate handler re-installed them).
 """
 
 from collections import defaultdict
@@ -48,7 +48,6 @@ def backfill(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("adapters", "0008_tracked_run_fields"),
         ("generation", "0002_results_sweeps_deliveries"),
