@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -33,3 +34,15 @@ def test_manage_mode_uses_the_running_apps_data_dir_and_private_redis(tmp_path):
     finally:
         running.stop()
     assert not (data_dir / "redis" / "url").exists() and launcher.running_app_redis(data_dir) is None
+
+
+def test_readme_command_lines_name_the_virtualenvs_python():
+    """Issue 15, item 10: a bare ``python manage.py ...`` from the README runs outside ``.venv`` (or fails), and
+    with another environment works on another catalog. Every command line in it names ``.venv/bin/python``."""
+    readme = (launcher.BASE_DIR / "README.md").read_text()
+    bare = [
+        line.strip()
+        for line in readme.splitlines()
+        if re.search(r"(?<![/\w])python3? (manage\.py|-m )", line) and "PYTHON" not in line
+    ]
+    assert not bare, "README commands without .venv/bin/python:\n" + "\n".join(bare)
