@@ -49,11 +49,18 @@ def test_browse_the_library_by_folder(live_app, page, scanned_library):
     expect(tree.locator(f'li:has([data-folder="{root.pk}:sdxl/pony"]) .count')).to_have_text(str(pony))
     expect(tree.locator(f'[data-folder="{root.pk}:sdxl/concepts"]')).to_be_visible()
     expect(tree.locator(f'[data-folder="{root.pk}:sd15"]')).to_be_visible()  # siblings stay reachable
+    # A long root path is cut with an ellipsis: the filter column never scrolls sideways (its fieldsets once
+    # grew to the path's width, and opening a folder scrolled the search box half out of view).
+    sideways = "(el) => [el.scrollWidth, el.clientWidth, el.scrollLeft]"
+    assert len(str(scanned_library.root)) > 30  # pytest's temporary path: long enough to overflow the column
+    scroll_width, client_width, scrolled = page.locator("#gallery-filters").evaluate(sideways)
+    assert scroll_width <= client_width and scrolled == 0, (scroll_width, client_width, scrolled)
 
     # Deeper, then combined with a search: both filters apply, both stay in the URL.
     tree.locator(f'[data-folder="{root.pk}:sdxl/pony"]').click()
     expect(count).to_contain_text(adapters_text(pony))
     expect(tree.locator("li.current")).to_contain_text("pony")
+    assert page.locator("#gallery-filters").evaluate(sideways)[2] == 0
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "library-folder-view.png"), full_page=False)
     witches = sum(
