@@ -132,6 +132,20 @@ def env_url(
     return value
 
 
+def running_app_redis_url(data_dir: Path) -> str | None:
+    """The URL of the private Redis a running ``make run`` started for ``data_dir`` (None if there is none).
+
+    The launcher writes it to ``<data dir>/redis/url`` and removes the file when it stops. Settings use it
+    when no Redis is configured, so ``.venv/bin/python manage.py ...`` with make run's data directory queues
+    work where make run's worker sees it, instead of on another Redis where the command's start-up checks
+    take the worker's running jobs for lost ones."""
+    try:
+        url = (data_dir / "redis" / "url").read_text().strip()
+    except OSError:
+        return None
+    return url or None
+
+
 _OFF = {"", "off", "none", "false", "0", "no"}
 
 

@@ -131,7 +131,12 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env.env_url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix"), fallback="REDIS_URL")
+REDIS_URL = env.env_url(
+    "REDIS_URL",
+    env.running_app_redis_url(DATA_DIR) or "redis://127.0.0.1:6379/0",  # make run's private Redis, when running
+    ("redis", "rediss", "unix"),
+    fallback="REDIS_URL",
+)
 
 RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 60 * 60},

@@ -11,6 +11,7 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -41,14 +42,31 @@ def _adapter(pk: int) -> Adapter | None:
     return Adapter.objects.prefetch_related("tags", "files__root").filter(pk=pk).first()
 
 
+def lora_token_name(adapter: Adapter) -> str:
+    """The name in ``<lora:name:weight>`` as A1111 and SD.Next read it: the alias, else the file's stem, else
+    the name."""
+    if adapter.alias:
+        return adapter.alias
+    file = info.primary_file(adapter)
+    return file.path.rsplit("/", 1)[-1].removesuffix(".safetensors") if file else adapter.name
+
+
 def lora_prompt(adapter: Adapter) -> str:
-    """``<lora:alias:weight>`` as A1111 and SD.Next read it: the alias, else the file's stem, else the name."""
-    name = adapter.alias
-    if not name:
-        file = info.primary_file(adapter)
-        name = file.path.rsplit("/", 1)[-1].removesuffix(".safetensors") if file else adapter.name
+    """``<lora:name:weight>`` for the copy button, at the adapter's preferred weight."""
     weight = adapter.preferred_weight if adapter.preferred_weight is not None else 1.0
-    return f"<lora:{name}:{weight:g}>"
+    return f"<lora:{lora_token_name(adapter)}:{weight:g}>"
+
+
+def sharing_the_token(adapter: Adapter, limit: int = 5) -> list[Adapter]:
+    """Other LoRAs whose copy button gives the same ``<lora:name>`` (two copies both aliased ``inkwash_sd15``,
+    or an alias equal to another file's stem): SD.Next loads one file for both, so the page says so."""
+    name = lora_token_name(adapter)
+    same = Q(alias=name) | Q(alias="", files__path__endswith=f"/{name}.safetensors")
+    return list(Adapter.objects.usable().filter(same).exclude(pk=adapter.pk).distinct().only("pk", "name")[:limit])
+
+
+def _prompt_context(adapter: Adapter) -> dict:
+    return {"lora_prompt": lora_prompt(adapter), "sharing_the_token": sharing_the_token(adapter)}
 
 
 def _section_context(adapter: Adapter, section: str, form=None) -> dict:
@@ -78,7 +96,7 @@ def detail_context(adapter: Adapter, editing: str = "", form=None) -> dict:
         "adapter": adapter,
         "files": sorted(adapter.files.all(), key=lambda f: (f.status != "present", f.path)),
         "duplicates": duplicates,
-        "lora_prompt": lora_prompt(adapter),
+        **_prompt_context(adapter),
         "header_json": header[:MAX_RAW_HEADER_CHARS],
         "header_truncated": len(header) > MAX_RAW_HEADER_CHARS,
         "training_tags": training[:MAX_TRAINING_TAGS_SHOWN],
@@ -143,7 +161,7 @@ def edit(request: HttpRequest, pk: int, section: str) -> HttpResponse:
     if not request.htmx:
         messages.success(request, f"{SECTION_TITLES[section]} saved.")
         return redirect(f"{reverse('adapters:detail', args=[pk])}#adapter-{pk}-{section}")
-    context = {**_section_context(adapter, section), "oob_header": True, "lora_prompt": lora_prompt(adapter)}
+    context = {**_section_context(adapter, section), "oob_header": True, **_prompt_context(adapter)}
     return render(request, "adapters/_detail_section.html", context)
 
 

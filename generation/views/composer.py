@@ -7,15 +7,21 @@ from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
-from adapters.models import Adapter
+from adapters.models import Adapter, AdapterStatus
 from generation import backends, composer, deliveries, forms, lora_names, page_context, recipes, submitting
 from generation.models import DeliveryTarget, GenerationJob, Preset
 from generation.sdnext import SDNextError
 
 VIEW = "generation.view_generationjob"
 SUBMIT = "generation.add_generationjob"
+
+
+def _unreadable_note(adapter: Adapter) -> str:
+    """Why an unreadable file is not put in the composer: where the user finds its reason."""
+    return f"“{adapter.name}” could not be read (see Files with problems)"
 
 
 def _initial(request: HttpRequest) -> tuple[composer.Composition, list[str]]:
@@ -45,7 +51,13 @@ def _initial(request: HttpRequest) -> tuple[composer.Composition, list[str]]:
             notes.append(f"Loaded preset “{preset.name}”.")
     wanted = [int(pk) for pk in request.GET.getlist("adapter") if pk.isdigit()][: composer.MAX_LORAS]
     adapters = Adapter.objects.in_bulk(wanted)
-    composition.loras += [page_context.choice_for(adapters[pk]) for pk in wanted if pk in adapters]
+    for pk in wanted:
+        if pk not in adapters:
+            continue
+        if adapters[pk].status == AdapterStatus.ERROR:  # a file that could not be read is no LoRA (issue 15)
+            notes.append(_unreadable_note(adapters[pk]) + ": not added.")
+        else:
+            composition.loras.append(page_context.choice_for(adapters[pk]))
     if request.GET.get("backend") in backends.names():
         composition.backend = request.GET["backend"]
     if composition.backend not in backends.names():
@@ -143,6 +155,15 @@ def lora_row(request: HttpRequest) -> HttpResponse:
     adapter = get_object_or_404(Adapter, pk=int(raw)) if raw.isdigit() else None
     if adapter is None:
         return HttpResponse("Choose a LoRA from the list.", status=400)
+    if adapter.status == AdapterStatus.ERROR:  # a list shown before a rescan found the file broken
+        # 409 is one of the statuses htmx swaps (static/js/htmx-errors.js): the reason shows under the rows.
+        note = format_html(
+            '<p class="message notice" role="alert">“{}” could not be read (see <a href="{}">Files with problems</a>): '
+            "not added.</p>",
+            adapter.name,
+            reverse("adapters:problems"),
+        )
+        return HttpResponse(note, status=409)
     response = render(
         request, "generation/_lora_row.html", {"row": page_context.lora_row(adapter, page_context.choice_for(adapter))}
     )

@@ -74,6 +74,31 @@ def test_weight_range_reads_as_words_when_empty_or_half_set(viewer_client, adapt
     assert shown(adapter.pk) == "up to 0.9"
 
 
+def test_two_adapters_behind_one_prompt_tag_are_named_on_the_page(viewer_client, adapter):
+    """Issue 15, item 9: two copies both aliased ``inkwash_sd15`` gave the same <lora:…> tag without a word."""
+
+    def warning(pk: int) -> str:
+        html = viewer_client.get(f"/library/{pk}/").content.decode()
+        return (
+            html.split(f'id="adapter-{pk}-shared-token">', 1)[1].split("</p>", 1)[0] if "shared-token" in html else ""
+        )
+
+    first = make_adapter("Inkwash A", alias="inkwash_sd15")
+    second = make_adapter("Inkwash B", alias="inkwash_sd15")
+    assert warning(adapter.pk) == ""  # its alias is its own
+    assert warning(first.pk).startswith(f'<a href="/library/{second.pk}/">Inkwash B</a> also answers to this tag')
+    assert f"/library/{first.pk}/" in warning(second.pk)
+    # No alias: the file's stem is the tag, and another adapter's alias can take it too.
+    plain = make_adapter("plain")  # its file: /lib/one/plain-<n>-0.safetensors
+    stem = plain.files.get().path.rsplit("/", 1)[1].removesuffix(".safetensors")
+    Adapter.objects.filter(pk=second.pk).update(alias=stem)
+    assert "Inkwash B</a> also answers" in warning(plain.pk)
+    assert warning(first.pk) == ""
+    # A file that could not be read is no LoRA and takes no tag.
+    Adapter.objects.filter(pk=second.pk).update(status="error")
+    assert warning(plain.pk) == ""
+
+
 def test_editor_edits_a_section_inline(editor_client, adapter):
     form = editor_client.get(f"/library/{adapter.pk}/section/triggers/edit/", headers=HTMX)
     assert form.status_code == 200 and "<form" in form.content.decode() and "pxk" in form.content.decode()

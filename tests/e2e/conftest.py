@@ -174,6 +174,8 @@ def live_app(
             if time.monotonic() > deadline or processes[0].poll() is not None:
                 raise RuntimeError(f"daphne did not start: {(logs / 'daphne.log').read_text()}") from None
             time.sleep(0.2)
+    if live_app_starts_worker:
+        wait_for_worker(processes[1], logs / "worker.log")
     yield f"http://127.0.0.1:{port}"
     for process in processes:
         process.terminate()
@@ -182,6 +184,19 @@ def live_app(
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def wait_for_worker(process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    """Until the RQ worker ``process`` has registered: a loaded machine takes long to import the worker, and a
+    test whose first job waited on it (Civitai's lookup, 30 s) failed before the worker had started."""
+    from rq import Worker
+
+    connection = django_rq.get_connection("default")
+    deadline = time.monotonic() + timeout
+    while not any(worker.pid == process.pid for worker in Worker.all(connection=connection)):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the RQ worker did not start: {log.read_text()[-4000:]}")
+        time.sleep(0.2)
 
 
 @pytest.fixture

@@ -32,6 +32,19 @@ def test_one_before_swap_handler_decides_which_error_answers_are_swapped():
     assert handlers == ["htmx-errors.js"]
 
 
+def test_no_htmx_request_is_aborted_by_a_newer_one():
+    """htmx logs every aborted request as a console error ("htmx:sendAbort"), so hx-sync "replace" or "abort"
+    put an error in the console whenever someone types faster than the server answers (the composer's search
+    failed a browser test this way). "queue last" keeps the newest request without aborting the one in flight."""
+    aborting = [
+        f"{path.relative_to(ROOT / 'templates')}: {sync}"
+        for path in TEMPLATES
+        for sync in re.findall(r'hx-sync="([^"]*)"', path.read_text())
+        if re.search(r"\b(replace|abort)\b", sync)
+    ]
+    assert not aborting, aborting
+
+
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda path: str(path.relative_to(ROOT / "templates")))
 def test_no_inline_script_or_event_handler_attribute(template):
     html = template.read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -46,3 +47,48 @@ def test_the_demo_loras_have_weights_of_their_own(tmp_path):
         raw = path.read_bytes()
         tensors.add(raw[8 + int.from_bytes(raw[:8], "little") :])
     assert len(tensors) == 3
+
+
+def test_manage_py_with_the_running_apps_data_dir_uses_its_private_redis(tmp_path):
+    """``.venv/bin/python manage.py scan_library`` with make run's LORA_MANAGER_DATA_DIR and no Redis configured
+    used redis://127.0.0.1:6379/0: its start-up reconcile failed the worker's running embedding run ("the
+    worker stopped") and its re-embedding request went to a queue no worker reads."""
+    data_dir = tmp_path / "data"
+    running = launcher.RedisProcess(data_dir, persist=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("LORA_MANAGER_REDIS_URL", "REDIS_URL", "DATABASE_URL")}
+    env.pop("LORA_MANAGER_DATABASE_URL", None)
+    env["LORA_MANAGER_DATA_DIR"] = str(data_dir)
+    show = "from django.conf import settings; print(settings.REDIS_URL, settings.RQ_QUEUES['default']['URL'])"
+
+    def redis_urls() -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", show],
+            cwd=launcher.BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return done.stdout.strip().splitlines()[-1].split()
+
+    try:
+        assert redis_urls() == [running.url, running.url]
+        env["LORA_MANAGER_REDIS_URL"] = "redis://127.0.0.1:6390/2"  # what is configured still wins
+        assert redis_urls() == ["redis://127.0.0.1:6390/2"] * 2
+        del env["LORA_MANAGER_REDIS_URL"]
+    finally:
+        running.stop()
+    assert redis_urls() == ["redis://127.0.0.1:6379/0"] * 2  # make run stopped: the usual default
+
+
+def test_readme_command_lines_name_the_virtualenvs_python():
+    """Issue 15, item 10: a bare ``python manage.py ...`` from the README runs outside ``.venv`` (or fails), and
+    with another environment works on another catalog. Every command line in it names ``.venv/bin/python``."""
+    readme = (launcher.BASE_DIR / "README.md").read_text()
+    bare = [
+        line.strip()
+        for line in readme.splitlines()
+        if re.search(r"(?<![/\w])python3? (manage\.py|-m )", line) and "PYTHON" not in line
+    ]
+    assert not bare, "README commands without .venv/bin/python:\n" + "\n".join(bare)

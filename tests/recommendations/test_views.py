@@ -178,3 +178,17 @@ def test_the_prompt_box_tag_renders_on_any_page(rf, viewer):
     html = Template("{% load recommendations %}{% prompt_box base_model='SD1' %}").render(Context({"request": request}))
     assert 'id="prompt-q"' in html and 'id="prompt-suggestions"' in html and "hx-push-url" not in html
     assert '<option value="SD1" selected>' in html
+
+
+def test_recommendations_are_in_the_navigation_and_votes_say_what_they_mean(viewer_client):
+    """Issue 15, item 9: the page was reachable only by URL, and the vote buttons showed a bare ▲ and ▼."""
+    html = viewer_client.get("/library/").content.decode()
+    nav = html.split('<nav class="main-nav"', 1)[1].split("</nav>", 1)[0]
+    assert re.search(r'<a href="/recommendations/"[^>]*>Recommendations</a>', nav)
+    assert 'aria-current="page">Recommendations' in viewer_client.get("/recommendations/").content.decode()
+    adapter = make_adapter("pixelArtXL")
+    data = {"adapter": adapter.pk, "kind": "prompt", "context": "a castle", "value": "1"}
+    buttons = re.findall(
+        r"<button[^>]*>([^<]+)</button>", viewer_client.post("/recommendations/feedback/", data, **HX).content.decode()
+    )
+    assert buttons == ["▲ Good", "▼ Bad"]
