@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from channels.db import database_sync_to_async
@@ -18,6 +19,20 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
     """Refuses anonymous users; subclasses name the groups to join and render events as HTML."""
 
     groups_to_join: tuple[str, ...] = ()
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Alongside the browser's messages, channels reads the channel layer (Redis) for the whole life of
+        the socket. When Redis is down that read fails, and the error used to escape to daphne: an ERROR
+        "Exception inside application" traceback for every refused handshake and every open socket (the
+        browser retries each with backoff, so an outage filled the log). Now a warning, and an open socket
+        is closed with 1013 (try again later): the browser reconnects by itself once Redis is back."""
+        try:
+            await super().__call__(scope, receive, send)
+        except REDIS_ERRORS as exc:
+            log.warning("websocket %s closed: Redis is unreachable (%s)", scope.get("path", ""), exc)
+            # Refuses a pending handshake (403); daphne ignores it for a socket the client closed already.
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": 1013})
 
     async def connect(self) -> None:
         user = self.scope.get("user")

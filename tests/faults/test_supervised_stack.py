@@ -72,7 +72,16 @@ def test_a_killed_worker_is_restarted_and_takes_its_children_with_it(stack, sess
 def test_a_redis_outage_answers_503_commits_nothing_and_recovers_without_restart(stack, session, redis_server, standin):
     jobs, runs = stack.count(JOBS), stack.count(RUNS)
     web = stack.program("daphne").pid
+    held = WebSocket(stack.port, "/ws/activity/", session.cookies.get_dict())  # open when Redis goes
+    assert held.status == 101 and held.frame(timeout=10)[0] == 1
+    seen = len(stack.lines)
     redis_server.stop()
+
+    opcode, payload = held.frame(timeout=20)
+    while opcode == 1:  # an update sent before the read failed
+        opcode, payload = held.frame(timeout=20)
+    assert (opcode, payload[:2]) == (8, (1013).to_bytes(2, "big"))  # closed with "try again later"
+    held.close()
 
     ready = stack.get("/readyz")
     assert ready.status_code == 503 and "redis" in ready.json()["failing"]
@@ -88,9 +97,12 @@ def test_a_redis_outage_answers_503_commits_nothing_and_recovers_without_restart
     socket_while_down = WebSocket(stack.port, "/ws/activity/", session.cookies.get_dict())
     assert socket_while_down.status == 403  # refused cleanly, not a 500: the browser retries with backoff
     socket_while_down.close()
+    wait_until(lambda: "websocket /ws/activity/ refused" in "".join(stack.lines[seen:]), 10, "the refusal's warning")
     status_page = session.get(stack.url + "/status/", timeout=15)
     assert status_page.status_code == 200 and "Redis unreachable" in status_page.text
     assert (stack.count(JOBS), stack.count(RUNS)) == (jobs, runs)  # no phantom "queued" rows
+    # Both sockets ended with a warning, not daphne's "Exception inside application" traceback.
+    assert "Exception inside application" not in "".join(stack.lines[seen:])
 
     redis_server.start()  # the same port, empty (no persistence)
 
