@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from lora_manager import launcher
 
 
@@ -33,3 +35,12 @@ def test_manage_mode_uses_the_running_apps_data_dir_and_private_redis(tmp_path):
     finally:
         running.stop()
     assert not (data_dir / "redis" / "url").exists() and launcher.running_app_redis(data_dir) is None
+
+
+def test_a_failing_start_up_step_stops_with_its_own_message_and_no_launcher_traceback(tmp_path):
+    """`make run` refused by another installation on the same Redis printed the clear CommandError, then the
+    launcher's CalledProcessError traceback under it (seen by hand)."""
+    env = {**os.environ, "LORA_MANAGER_DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "lora_manager.settings"}
+    with pytest.raises(SystemExit) as stopped:
+        launcher.manage("no_such_command", env=env)
+    assert "`manage.py no_such_command` failed (exit status 1)" in str(stopped.value)
