@@ -22,17 +22,21 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
 
     async def __call__(self, scope, receive, send) -> None:
         """Alongside the browser's messages, channels reads the channel layer (Redis) for the whole life of
-        the socket. When Redis is down that read fails, and the error used to escape to daphne: an ERROR
-        "Exception inside application" traceback for every refused handshake and every open socket (the
-        browser retries each with backoff, so an outage filled the log). Now a warning, and an open socket
-        is closed with 1013 (try again later): the browser reconnects by itself once Redis is back."""
+        the socket. When Redis is down that read fails, and the error escaped to daphne as an ERROR
+        "Exception inside application" traceback for every refused handshake; the browser retries each
+        socket with backoff, so an outage filled the log. A socket that was never accepted now ends with
+        the warning ``connect`` logged ("websocket … refused: Redis is unreachable"). An accepted socket
+        still lets the error reach daphne (one traceback per socket, when Redis goes): daphne closes it
+        with 1011, which the browser reconnects after; the close codes an application may send through
+        daphne (1000, 3000-4999) would make the browser give up."""
         try:
             await super().__call__(scope, receive, send)
         except REDIS_ERRORS as exc:
-            log.warning("websocket %s closed: Redis is unreachable (%s)", scope.get("path", ""), exc)
-            # Refuses a pending handshake (403); daphne ignores it for a socket the client closed already.
-            with contextlib.suppress(Exception):
-                await send({"type": "websocket.close", "code": 1013})
+            if getattr(self, "accepted", False):
+                raise
+            log.debug("websocket %s ended: Redis is unreachable (%s)", scope.get("path", ""), exc)
+            with contextlib.suppress(Exception):  # a pending handshake is refused (403); else already closed
+                await send({"type": "websocket.close"})
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -50,6 +54,7 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
             return
         self.joined = await self.get_groups()
         await self.accept()
+        self.accepted = True
         await self.send_initial()
 
     async def disconnect(self, code: int) -> None:
