@@ -113,3 +113,12 @@ def test_a_worker_retries_a_lost_redis_often_enough_to_be_back_within_a_minute()
     """RQ doubles its wait between connection attempts up to 60 s: a worker that began that wait just before
     Redis came back stayed away for a minute (54 s seen by hand). Capped, it is back within 15 s."""
     assert workers.Worker.max_connection_wait_time <= 15
+
+
+@pytest.mark.django_db
+def test_a_worker_started_while_redis_is_down_says_so_in_one_line(settings):
+    """Under make run the supervisor restarts a worker that exits; while Redis was down each restart printed
+    the claim's ConnectionError traceback (seen by hand). Now a CommandError: one line, exit status 1."""
+    settings.RQ_QUEUES = {"default": {"URL": "redis://127.0.0.1:1/0", "DEFAULT_TIMEOUT": 60}}
+    with pytest.raises(CommandError, match=r"Redis is not reachable .* the worker cannot start"):
+        call_command("run_worker", "default")
