@@ -125,7 +125,13 @@ def ensure_redis(data_dir: Path, for_tests: bool, reuse: bool = False) -> tuple[
 
 
 def manage(*args: str, env: dict) -> None:
-    subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, check=True)
+    """Run a manage.py step of the start-up; one that fails has printed why (say, another installation holds
+    this Redis database), so stop with one line under it instead of the launcher's own traceback."""
+    done = subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env)
+    if done.returncode:
+        raise SystemExit(
+            f"`manage.py {' '.join(args)}` failed (exit status {done.returncode}): see above; nothing was started."
+        )
 
 
 def serve(port: int, env: dict, setup: list[list[str]] | None = None) -> int:

@@ -33,7 +33,10 @@ import sys
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-STOP_WAIT_SECONDS = 5  # SIGTERM, then SIGKILL of the group: Ctrl-C is done well within 10 s
+# SIGTERM, then SIGKILL of the group. Ctrl-C's budget is 10 s: the web (2 s) and the workers are stopped one
+# after the other, and supervisord notices each stop on its next one-second tick. With 5 s here a loaded
+# machine needed 9.2 to 10.5 s with a hung SD.Next call in flight (seen on SQLite and PostgreSQL).
+STOP_WAIT_SECONDS = 3
 # daphne drops its pending requests at once on SIGTERM, then takes 2-3 s to tear down; the web group is
 # stopped before the workers' (supervisord stops groups one after the other), so bound it.
 WEB_STOP_WAIT_SECONDS = 2

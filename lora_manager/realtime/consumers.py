@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from channels.db import database_sync_to_async
@@ -19,6 +20,24 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
 
     groups_to_join: tuple[str, ...] = ()
 
+    async def __call__(self, scope, receive, send) -> None:
+        """Alongside the browser's messages, channels reads the channel layer (Redis) for the whole life of
+        the socket. When Redis is down that read fails, and the error escaped to daphne as an ERROR
+        "Exception inside application" traceback for every refused handshake; the browser retries each
+        socket with backoff, so an outage filled the log. A socket that was never accepted now ends with
+        the warning ``connect`` logged ("websocket … refused: Redis is unreachable"). An accepted socket
+        still lets the error reach daphne (one traceback per socket, when Redis goes): daphne closes it
+        with 1011, which the browser reconnects after; the close codes an application may send through
+        daphne (1000, 3000-4999) would make the browser give up."""
+        try:
+            await super().__call__(scope, receive, send)
+        except REDIS_ERRORS as exc:
+            if getattr(self, "accepted", False):
+                raise
+            log.debug("websocket %s ended: Redis is unreachable (%s)", scope.get("path", ""), exc)
+            with contextlib.suppress(Exception):  # a pending handshake is refused (403); else already closed
+                await send({"type": "websocket.close"})
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not await self.allowed(user):
@@ -35,6 +54,7 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
             return
         self.joined = await self.get_groups()
         await self.accept()
+        self.accepted = True
         await self.send_initial()
 
     async def disconnect(self, code: int) -> None:

@@ -32,6 +32,8 @@ from rq.callbacks import execute_failure_callback
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from lora_manager import installation
+
 log = logging.getLogger(__name__)
 
 HEARTBEAT_GRACE_SECONDS = 15  # a busy 2-core machine may send a heartbeat a little late
@@ -74,8 +76,15 @@ class Worker(RQWorker):
       connection by itself, but its registration would be gone, so /readyz and /status would see no worker;
     - when a work-horse dies, the job's own failure callback runs at once (RQ only moves the job
       to its failed registry), so the run or generation row says what happened;
-    - closes the database connections before forking, so a horse never shares the parent's socket.
+    - closes the database connections before forking, so a horse never shares the parent's socket;
+    - retries a lost Redis at least every ``max_connection_wait_time`` seconds (RQ's default, 60 s, made a
+      worker that started its longest wait just before Redis came back miss the "within a minute");
+    - claims the Redis database again for this installation when Redis came back empty (the claim went
+      with the data), and stops when another installation took it meanwhile (the supervisor restarts it,
+      and ``run_worker`` then refuses with the message that says what to do).
     """
+
+    max_connection_wait_time = 15.0
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("worker_ttl", settings.WORKER_TTL)
@@ -91,8 +100,18 @@ class Worker(RQWorker):
             self.log.warning(
                 "Worker %s: its registration is gone from Redis (restarted?): registering again", self.name
             )
+            self.claim_redis_again()
             self.register_birth()
         return super().heartbeat(timeout, pipeline)
+
+    def claim_redis_again(self) -> None:
+        """Redis lost this installation's claim with the rest of its data: claim it again, so a second
+        installation started now is refused; if one already took it, stop rather than run its jobs."""
+        try:
+            installation.claim(self.connection)
+        except installation.InstallationConflict as exc:
+            self.log.error("Worker %s: stopping: %s", self.name, exc)
+            raise SystemExit(1) from exc
 
     def fork_work_horse(self, job, queue) -> None:
         connections.close_all()

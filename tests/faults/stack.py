@@ -1,6 +1,8 @@
 """Real processes for fault tests: a Redis server the test starts, stops and starts again on the same
 port, and the whole `make run` stack (launcher → supervisord → daphne + workers) on free ports with its
-own data directory (SQLite) and that Redis. Nothing here is mocked."""
+own data directory and that Redis. Its database is the engine the suite runs on: SQLite in its data
+directory, or, when the suite runs on PostgreSQL, a fresh PostgreSQL database of its own (dropped
+afterwards), so the faults are seen through `make run` on both. Nothing here is mocked."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,11 +83,67 @@ class RedisServer:
         self.process = None
 
 
+def _suite_postgres() -> dict | None:
+    """The suite's database settings when it runs on PostgreSQL (the configured ones, not the test copy)."""
+    from django.conf import settings
+
+    config = settings.DATABASES["default"]
+    return config if config["ENGINE"].endswith("postgresql") else None
+
+
+class StackDatabase:
+    """The stack's own PostgreSQL database on the suite's server: created empty, dropped afterwards. Its name
+    is the suite's database name plus a random suffix, never the suite's database or its test copy."""
+
+    def __init__(self, config: dict) -> None:
+        self.config = config
+        self.name = f"{config['NAME']}_stack_{uuid.uuid4().hex[:8]}"
+        self._admin("CREATE DATABASE {}")
+
+    def _connect(self, dbname: str):
+        import psycopg
+
+        return psycopg.connect(
+            dbname=dbname,
+            host=self.config.get("HOST") or "localhost",
+            port=self.config.get("PORT") or 5432,
+            user=self.config.get("USER") or None,
+            password=self.config.get("PASSWORD") or None,
+            autocommit=True,
+            connect_timeout=10,
+        )
+
+    def _admin(self, statement: str) -> None:
+        from psycopg import sql
+
+        with self._connect("postgres") as db:
+            db.execute(sql.SQL(statement).format(sql.Identifier(self.name)))
+
+    @property
+    def url(self) -> str:
+        from urllib.parse import quote
+
+        auth = quote(self.config.get("USER") or "")
+        if self.config.get("PASSWORD"):
+            auth += ":" + quote(self.config["PASSWORD"])
+        host = self.config.get("HOST") or "localhost"
+        return f"postgres://{auth}@{host}:{self.config.get('PORT') or 5432}/{self.name}"
+
+    def fetchone(self, query: str, params: tuple = ()) -> tuple | None:
+        with self._connect(self.name) as db:
+            return db.execute(query.replace("?", "%s"), params).fetchone()
+
+    def drop(self) -> None:
+        self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+
+
 class Stack:
     """``python -m lora_manager.launcher run`` in its own session; its output is kept in ``self.log``."""
 
     def __init__(self, data_dir: Path, redis_url: str, sdnext_url: str, extra_env: dict | None = None) -> None:
         self.port, self.data_dir = free_port(), data_dir
+        postgres = _suite_postgres()
+        self.database = StackDatabase(postgres) if postgres else None
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.endswith(("DATABASE_URL", "REDIS_URL"))}
         env.update(
@@ -99,6 +158,8 @@ class Stack:
                 "DJANGO_SETTINGS_MODULE": "lora_manager.settings",
             }
         )
+        if self.database is not None:
+            env["LORA_MANAGER_DATABASE_URL"] = self.database.url
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         env.update(extra_env or {})
         self.lines: list[str] = []
@@ -170,13 +231,18 @@ class Stack:
                 continue
         return found
 
-    def count(self, table: str) -> int:
+    def _fetchone(self, query: str, params: tuple = ()) -> tuple | None:
+        """One row from the stack's own database (what the app wrote, read as a person with psql would)."""
+        if self.database is not None:
+            return self.database.fetchone(query, params)
         with sqlite3.connect(self.data_dir / "lora_manager.sqlite3", timeout=10) as db:
-            return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            return db.execute(query, params).fetchone()
+
+    def count(self, table: str) -> int:
+        return self._fetchone(f"SELECT count(*) FROM {table}")[0]
 
     def status_of(self, table: str, pk: int) -> str:
-        with sqlite3.connect(self.data_dir / "lora_manager.sqlite3", timeout=10) as db:
-            row = db.execute(f"SELECT status FROM {table} WHERE id = ?", (pk,)).fetchone()
+        row = self._fetchone(f"SELECT status FROM {table} WHERE id = ?", (pk,))
         return row[0] if row else ""
 
     def descendants(self) -> list[int]:
@@ -202,6 +268,8 @@ def running(app: Stack) -> Iterator[Stack]:
         yield app
     finally:
         app.stop()
+        if app.database is not None:
+            app.database.drop()
         (app.data_dir / "stack.log").write_text(app.log)
         print(f"the stack's log: {app.data_dir / 'stack.log'}\n{app.log[-4000:]}")
 

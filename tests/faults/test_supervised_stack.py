@@ -44,7 +44,19 @@ def test_a_killed_worker_is_restarted_and_takes_its_children_with_it(stack, sess
 def test_a_redis_outage_answers_503_commits_nothing_and_recovers_without_restart(stack, session, redis_server, standin):
     jobs, runs = stack.count(JOBS), stack.count(RUNS)
     web = stack.program("daphne").pid
+    held = WebSocket(stack.port, "/ws/activity/", session.cookies.get_dict())  # open when Redis goes
+    assert held.status == 101 and held.frame(timeout=10)[0] == 1
     redis_server.stop()
+
+    opcode, payload = held.frame(timeout=20)
+    while opcode == 1:  # an update sent before the read failed
+        opcode, payload = held.frame(timeout=20)
+    assert (opcode, payload[:2]) == (8, (1011).to_bytes(2, "big"))  # a code the browser reconnects after
+    held.close()
+    seen = len(stack.lines)
+    tracebacks = wait_until(
+        lambda: stack.log.count("Exception inside application"), 10, "daphne to log the socket's end"
+    )
 
     ready = stack.get("/readyz")
     assert ready.status_code == 503 and "redis" in ready.json()["failing"]
@@ -60,17 +72,27 @@ def test_a_redis_outage_answers_503_commits_nothing_and_recovers_without_restart
     socket_while_down = WebSocket(stack.port, "/ws/activity/", session.cookies.get_dict())
     assert socket_while_down.status == 403  # refused cleanly, not a 500: the browser retries with backoff
     socket_while_down.close()
+    wait_until(lambda: "websocket /ws/activity/ refused" in "".join(stack.lines[seen:]), 10, "the refusal's warning")
     status_page = session.get(stack.url + "/status/", timeout=15)
     assert status_page.status_code == 200 and "Redis unreachable" in status_page.text
     assert (stack.count(JOBS), stack.count(RUNS)) == (jobs, runs)  # no phantom "queued" rows
+    # The refused handshake ended with a warning, not daphne's "Exception inside application" traceback.
+    assert stack.log.count("Exception inside application") == tracebacks
 
     redis_server.start()  # the same port, empty (no persistence)
 
     wait_until(stack.ready, 60, "/readyz 200 again: Redis back, workers registered again")
     job = wait_until(lambda: submit(stack, session), 30, "a generation to be accepted again")
     wait_until(lambda: stack.status_of(JOBS, job) == "succeeded", 60, "the worker to run it")
-    live = WebSocket(stack.port, "/ws/activity/", session.cookies.get_dict())
-    assert live.status == 101  # the web process's channel layer reconnected by itself
+
+    def accepted() -> WebSocket | None:
+        ws = WebSocket(stack.port, "/ws/activity/", session.cookies.get_dict())
+        if ws.status == 101:
+            return ws
+        ws.close()  # the first handshake may meet a pooled connection Redis dropped: retried, as browsers do
+        return None
+
+    live = wait_until(accepted, 15, "a websocket accepted again")  # the web's channel layer reconnected by itself
     opcode, payload = live.frame(timeout=10)
     assert opcode == 1 and b"activity" in payload
     live.close()

@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from lora_manager import launcher
 
 
@@ -92,3 +94,12 @@ def test_readme_command_lines_name_the_virtualenvs_python():
         if re.search(r"(?<![/\w])python3? (manage\.py|-m )", line) and "PYTHON" not in line
     ]
     assert not bare, "README commands without .venv/bin/python:\n" + "\n".join(bare)
+
+
+def test_a_failing_start_up_step_stops_with_its_own_message_and_no_launcher_traceback(tmp_path):
+    """`make run` refused by another installation on the same Redis printed the clear CommandError, then the
+    launcher's CalledProcessError traceback under it (seen by hand)."""
+    env = {**os.environ, "LORA_MANAGER_DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "lora_manager.settings"}
+    with pytest.raises(SystemExit) as stopped:
+        launcher.manage("no_such_command", env=env)
+    assert "`manage.py no_such_command` failed (exit status 1)" in str(stopped.value)

@@ -1,6 +1,8 @@
 """A real worker's events reach a websocket client through channels_redis."""
 
 import asyncio
+import copy
+import socket
 
 import pytest
 from channels.db import database_sync_to_async
@@ -70,5 +72,36 @@ def test_anonymous_websocket_is_refused(redis_conn):
         connected, code = await communicator.connect()
         assert not connected
         assert code == 4403
+
+    asyncio.run(scenario())
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def redis_down_channel_layer(settings):
+    """The channel layer pointed at a port where no Redis listens: a real connection refused, as in an outage."""
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    layers["default"]["CONFIG"]["hosts"][0]["address"] = f"redis://127.0.0.1:{_closed_port()}/0"
+    settings.CHANNEL_LAYERS = layers  # channels drops its cached layer on setting_changed
+    yield
+
+
+def test_a_handshake_while_redis_is_down_is_refused_without_a_traceback(client, viewer, redis_down_channel_layer):
+    """Channels reads the channel layer beside the browser's messages; with Redis down that read fails. It used to
+    escape to daphne as an "Exception inside application" traceback per refused handshake (an outage filled the
+    log, the browser retrying each socket): the consumer now ends cleanly with a warning."""
+    headers = session_headers(client, viewer)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/activity/", headers=headers)
+        connected, _ = await communicator.connect(timeout=10)
+        assert not connected
+        await communicator.wait(timeout=10)  # re-raises whatever the application raised
+        assert communicator.future.done() and communicator.future.exception() is None
 
     asyncio.run(scenario())

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import import_string
 
 from lora_manager import installation
+from lora_manager.outages import REDIS_ERRORS
 from lora_manager.runs import periodic, tracked
 
 GENERATION_PREFIX = "generation-"
@@ -36,6 +37,11 @@ class Command(BaseCommand):
             installation.claim(django_rq.get_connection("default"))
         except installation.InstallationConflict as exc:
             raise CommandError(str(exc)) from exc
+        except REDIS_ERRORS as exc:  # one line, not a traceback per restart while Redis is down
+            raise CommandError(
+                f"Redis is not reachable ({exc}): the worker cannot start; under make run it is tried again "
+                "with a growing delay until Redis is back."
+            ) from exc
         fixed = tracked.reconcile_all()  # every reconciler the apps declared (AppConfig.ready)
         if fixed:
             self.stdout.write(f"marked {fixed} run(s) or generation(s) whose worker stopped as failed")
