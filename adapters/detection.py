@@ -308,14 +308,23 @@ def _has_wide_conv(tensors: dict[str, TensorInfo]) -> bool:
 _RANK_SUFFIXES = (*_DOWN_SUFFIXES, ".hada_w1_b", ".lokr_w1_b", ".lokr_w2_b")
 
 
+# No LoRA has a rank near this (full-rank SDXL layers are 1,280-5,120 wide); a larger "rank" is a hostile or
+# broken header, and would not fit the database column (PostgreSQL refused the whole scan batch for one file).
+MAX_RANK = 1_000_000
+
+
+def _plausible_rank(value: int) -> int | None:
+    return value if 0 < value <= MAX_RANK else None
+
+
 def _rank(header: SafetensorsHeader) -> int | None:
     ranks = Counter(
         info.shape[0] for name, info in header.tensors.items() if info.shape and name.endswith(_RANK_SUFFIXES)
     )
     if ranks:
-        return ranks.most_common(1)[0][0]
-    dim = header.metadata.get("ss_network_dim", "")
-    return int(dim) if dim.strip().isdigit() and int(dim) > 0 else None
+        return _plausible_rank(ranks.most_common(1)[0][0])
+    dim = header.metadata.get("ss_network_dim", "").strip()
+    return _plausible_rank(int(dim)) if dim.isdigit() and len(dim) <= 12 else None
 
 
 def _float(value: str | None) -> float | None:

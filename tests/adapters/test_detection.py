@@ -123,6 +123,21 @@ def test_rank_and_alpha_from_metadata_without_tensors(tmp_path):
     assert (found.rank, found.alpha) == (None, None)
 
 
+def test_an_implausible_rank_is_no_rank(tmp_path):
+    """A 1-D "down" tensor of 3.2e9 elements (seen by hand) gave rank 3,200,000,000: PostgreSQL's integer column
+    refused it and the whole scan failed. A rank past any real LoRA's is no rank."""
+    size = 3_200_000_000
+    header = {"lora_unet_x.lora_down.weight": {"dtype": "U8", "shape": [size], "data_offsets": [0, size]}}
+    path = write_raw(tmp_path / "huge.safetensors", header)
+    with open(path, "r+b") as fh:
+        fh.truncate(path.stat().st_size + size)  # sparse: the header's offsets fit the file
+    assert detect(read_header(path)).rank is None
+    for dim in ("3200000000", "9" * 40):
+        metadata = kohya_metadata(ss_network_dim=dim)
+        found = detect(read_header(write_raw(tmp_path / f"{len(dim)}.safetensors", {"__metadata__": metadata})))
+        assert found.rank is None
+
+
 # --- base model evidence --------------------------------------------------------------------------------------
 
 
