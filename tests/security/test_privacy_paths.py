@@ -71,6 +71,9 @@ ROUTES: dict[str, list[tuple[str, str, dict | None]]] = {
     "generate/recipes/<int:pk>/delete/": [("post", "/generate/recipes/{recipe}/delete/", {})],
     "generate/recipes/<int:pk>/generate/": [("post", "/generate/recipes/{recipe}/generate/", {})],
     "generate/recipes/<int:pk>/rematch/": [("post", "/generate/recipes/{recipe}/rematch/", {})],
+    "generate/recipes/<int:pk>/loras/<int:lora_id>/civitai/": [
+        ("get", "/generate/recipes/{recipe}/loras/{recipe_lora}/civitai/", None)
+    ],
     "generate/recipes/from-civitai/<int:adapter_id>/": [("post", "/generate/recipes/from-civitai/{adapter}/", {})],
     "api/v1/recipes/<int:recipe_id>": [("api-get", "/api/v1/recipes/{recipe}", None)],
     "generate/adapters/<int:pk>/results/": [("get", "/generate/adapters/{adapter}/results/", None)],
@@ -255,6 +258,7 @@ def world(db, settings, tmp_path, redis_conn):
         "run": run.pk,
         "backup": backup,
         "recipe": recipe.pk,
+        "recipe_lora": recipe.loras.get().pk,
     }
     return owner, mallory, values
 
