@@ -19,8 +19,12 @@ from tests.standins.civitai import StandInLora
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
+# The shared library holds 50 "inkwash_*" adapters (more than a page): the user finds this one by its whole
+# name as a quoted phrase (a bare "zz" next to a longer word is ignored by the search: it has no trigram).
+BY_NAME = "%22zz+inkwash%22"
 
-def test_card_before_and_after_a_civitai_lookup(live_app, civitai_standin, page, idle_queues_after):
+
+def test_card_before_and_after_a_civitai_lookup(live_app, civitai_standin, page, scanned_library, idle_queues_after):
     sha = hashlib.sha256(b"e2e inkwash").hexdigest()
     tensor = hashlib.sha256(b"e2e inkwash tensors").hexdigest()
     adapter = make_adapter("zz inkwash", sha256=sha, tensor_sha256=tensor)
@@ -32,7 +36,7 @@ def test_card_before_and_after_a_civitai_lookup(live_app, civitai_standin, page,
     page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
     login(page, live_app, "eddie", "pw-eddie-1234")
 
-    page.goto(f"{live_app}/library/?q=inkwash")
+    page.goto(f"{live_app}/library/?q={BY_NAME}")
     card = page.locator(f"#adapter-{adapter.pk}-card")
     expect(card.locator(".no-preview")).to_have_text("Z")  # a letter placeholder
     expect(card).not_to_contain_text("inkwash style")
@@ -54,7 +58,7 @@ def test_card_before_and_after_a_civitai_lookup(live_app, civitai_standin, page,
     page.wait_for_function("(el) => el.complete && el.naturalWidth > 0", arg=large.element_handle(), timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "civitai-detail.png"), full_page=True)
 
-    page.goto(f"{live_app}/library/?q=inkwash")
+    page.goto(f"{live_app}/library/?q={BY_NAME}")
     card = page.locator(f"#adapter-{adapter.pk}-card")
     image = card.locator(".thumb img")
     expect(image).to_be_visible()
@@ -72,7 +76,7 @@ def test_card_before_and_after_a_civitai_lookup(live_app, civitai_standin, page,
 
 
 def test_a_civitai_preview_above_the_persons_nsfw_setting_is_blurred_until_clicked(
-    live_app, civitai_standin, page, new_page, idle_queues_after
+    live_app, civitai_standin, page, new_page, scanned_library, idle_queues_after
 ):
     sha = hashlib.sha256(b"e2e nightshade").hexdigest()
     adapter = make_adapter("zz nightshade", sha256=sha, tensor_sha256="")

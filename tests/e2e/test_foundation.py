@@ -11,7 +11,7 @@ from tests.e2e.conftest import login
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def test_login_sees_the_activity_indicator_follow_a_job_and_logs_out(live_app, page, redis_conn):
+def test_login_sees_the_activity_indicator_follow_a_job_and_logs_out(live_app, page, redis_conn, scanned_library):
     make_user("vera", "viewer")
     login(page, live_app, "vera", "pw-vera-1234")
     indicator = page.locator("#activity-indicator")

@@ -45,7 +45,7 @@ def fill_parameters(page, steps: int) -> None:
 
 
 def test_compose_two_loras_watch_it_run_find_it_in_history_and_cancel_others(
-    live_app, page, redis_conn, sdnext_standin
+    live_app, page, redis_conn, sdnext_standin, scanned_library
 ):
     root = Path(sdnext_standin.engine.loras.root)
     lora(root, "pixel_xl.safetensors", "sdxl", seed=1)
@@ -61,7 +61,7 @@ def test_compose_two_loras_watch_it_run_find_it_in_history_and_cancel_others(
     backend.get_by_role("button", name="Refresh LoRAs").click()  # SD.Next rescans its folder: both are new
     expect(backend).to_contain_text("SD.Next lists 2 LoRAs; 2 matched to the catalog.")
     page.get_by_label("Prompt", exact=True).fill("a lighthouse at dusk")
-    add_lora(page, "pixel", "pixel_xl")
+    add_lora(page, "pixel_xl", "pixel_xl")  # "pixel" alone: 50 pixel_* LoRAs of the library first
     search = page.get_by_label("Add a LoRA")
     search.fill("ink")
     expect(page.locator("#lora-search-results button.pick").first).to_have_text("+ ink_xl")
@@ -117,7 +117,7 @@ def test_compose_two_loras_watch_it_run_find_it_in_history_and_cancel_others(
     assert len(txt2img) == 2  # the waiting job never reached SD.Next
 
 
-def test_viewer_can_watch_but_not_generate(live_app, page):
+def test_viewer_can_watch_but_not_generate(live_app, page, scanned_library):
     make_user("vera", "viewer")
     login(page, live_app, "vera", "pw-vera-1234")
     page.goto(f"{live_app}/generate/jobs/")

@@ -29,7 +29,9 @@ def announce(run: ScanRun) -> None:
     sender.join(10)
 
 
-def test_a_scan_panel_keeps_one_websocket_and_never_reconnects_to_a_finished_run(live_app, page, redis_conn):
+def test_a_scan_panel_keeps_one_websocket_and_never_reconnects_to_a_finished_run(
+    live_app, page, redis_conn, scanned_library
+):
     # A running scan that no worker holds: only this test moves it along (row + channel event).
     run = ScanRun.objects.create(status=ScanRun.Status.RUNNING, phase="reading", done=1, total=10, rq_job_id="e2e")
     make_user("vera", "viewer")

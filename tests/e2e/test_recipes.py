@@ -33,7 +33,9 @@ DROP = """([name, data]) => {
 FITS = "(table) => table.getBoundingClientRect().right <= table.closest('.card').getBoundingClientRect().right + 1"
 
 
-def test_import_a1111_and_comfyui_images_then_open_them_in_the_composer(live_app, page, sdnext_standin, tmp_path: Path):
+def test_import_a1111_and_comfyui_images_then_open_them_in_the_composer(
+    live_app, page, sdnext_standin, scanned_library, tmp_path: Path
+):
     root = Path(sdnext_standin.engine.loras.root)
     lora(root, "style/ink_sd15.safetensors", "sdxl", seed=11)
     lora(root, "pixel_xl.safetensors", "sdxl", seed=12)

@@ -18,7 +18,9 @@ from tests.e2e.conftest import ARTIFACTS, allow_problem, login
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def test_run_a_sweep_from_the_adapter_page_watch_it_and_rate_the_grid(live_app, page, redis_conn, sdnext_standin):
+def test_run_a_sweep_from_the_adapter_page_watch_it_and_rate_the_grid(
+    live_app, page, redis_conn, sdnext_standin, scanned_library
+):
     root = Path(sdnext_standin.engine.loras.root)
     lora(root, "sweep_xl.safetensors", "sdxl", seed=5)
     scan([str(root)])
