@@ -102,11 +102,9 @@ class RedisProcess:
 
 def running_app_redis(data_dir: Path) -> str | None:
     """The private Redis a running `make run` on this data directory started (None if none answers)."""
-    url_file = data_dir / "redis" / "url"
-    try:
-        url = url_file.read_text().strip()
-    except OSError:
-        return None
+    from lora_manager.env import running_app_redis_url
+
+    url = running_app_redis_url(data_dir)
     return url if url and redis_answers(url) else None
 
 
